@@ -1,0 +1,74 @@
+"""Dataset cards (README.md with YAML front matter) for every output folder.
+
+The card says what the folder holds, which command and version produced it, and lists the features, so
+``datasets.load_dataset(folder)`` and the Hub viewer read the shards as they are.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from .. import __version__
+
+
+def _feature(field_type: pa.DataType) -> dict:
+    if pa.types.is_struct(field_type):
+        return {"struct": [{"name": f.name, **_feature(f.type)} for f in field_type]}
+    if pa.types.is_list(field_type) or pa.types.is_large_list(field_type):
+        inner = _feature(field_type.value_type)
+        return {"list": inner["struct"]} if "struct" in inner else {"sequence": inner["dtype"]}
+    names = {pa.string(): "string", pa.large_string(): "large_string", pa.bool_(): "bool"}
+    return {"dtype": names.get(field_type, str(field_type))}
+
+
+def _yaml(value, indent: int = 0) -> list[str]:
+    """Tiny YAML emitter for the nested dict/list/str shapes a card needs (no PyYAML dependency)."""
+    pad, lines = " " * indent, []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)):
+                lines += [f"{pad}{key}:", *_yaml(item, indent + 2)]
+            else:
+                lines.append(f"{pad}{key}: {item}")
+    else:
+        for item in value:
+            sub = _yaml(item, indent + 2)
+            lines.append(f"{pad}- {sub[0].lstrip()}")
+            lines += sub[1:]
+    return lines
+
+
+def write_card(folder: Path, title: str, body: str, configs: dict[str, tuple[str, pa.Schema]]) -> None:
+    """Write ``folder/README.md``; ``configs`` maps config name -> (data_files glob, schema)."""
+    front = {
+        "configs": [
+            {"config_name": name, "data_files": [{"split": "train", "path": glob}]}
+            for name, (glob, _) in configs.items()
+        ],
+        "dataset_info": [
+            {
+                "config_name": name,
+                "features": [{"name": f.name, **_feature(f.type)} for f in schema],
+            }
+            for name, (_, schema) in configs.items()
+        ],
+    }
+    command = "offcurate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    text = "\n".join(
+        [
+            "---",
+            *_yaml(front),
+            "---",
+            f"# {title}",
+            "",
+            body.strip(),
+            "",
+            f"Produced by offcurate {__version__}: `{command}`",
+            "",
+        ]
+    )
+    (folder / "README.md").write_text(text)

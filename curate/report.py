@@ -1,0 +1,77 @@
+"""Stage reports and terminal UI: one progress-bar style and one summary table for every stage.
+
+Drops are counted by reason (datatrove's habit) so nothing leaves the pipeline silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def progress() -> Progress:
+    """The progress bar every long loop uses (rows or files, with rate and ETA); quiet when not a TTY."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@dataclass
+class StageReport:
+    """What a stage did: ordered counters, drops by reason, where it wrote, and how long it took."""
+
+    stage: str
+    output: str = ""
+    counts: dict[str, int | float | str] = field(default_factory=dict)
+    dropped: Counter = field(default_factory=Counter)
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+
+    def finish(self) -> StageReport:
+        self.seconds = time.perf_counter() - self.started
+        return self
+
+    def table(self) -> Table:
+        table = Table(title=f"offcurate {self.stage}", title_justify="left", show_header=False)
+        table.add_column("what", style="cyan")
+        table.add_column("value", justify="right")
+        for key, value in self.counts.items():
+            table.add_row(key, _fmt(value))
+        for reason, n in sorted(self.dropped.items()):
+            table.add_row(f"dropped: {reason}", _fmt(n), style="yellow")
+        table.add_row("output", self.output)
+        table.add_row("time", f"{self.seconds:.1f} s")
+        return table
+
+    def print(self) -> None:
+        console.print(self.table())
+
+
+def _fmt(value: int | float | str) -> str:
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.3f}"

@@ -1,0 +1,146 @@
+"""Parquet shard I/O shared by every stage: listing, schema checks, Hub-style names, atomic output folders.
+
+Stages stream ``*.parquet`` folders batch by batch (the full dataset is ~28 GB compressed), write their
+result into a temporary sibling folder and rename it into place only on success, so an interrupted run
+never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError, OutputExistsError
+
+ROW_GROUP_ROWS = 512  # ~25 MB of 50 KB traces per row group: good for scans, small enough to stream
+COMPRESSION = "zstd"
+
+TypeCheck = Callable[[pa.DataType], bool]
+
+
+def shard_name(index: int, count: int, split: str = "train") -> str:
+    """Hub naming, so ``datasets`` and the Hub viewer pick the split up by themselves."""
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def list_shards(folder: Path | str) -> list[Path]:
+    """Sorted ``*.parquet`` files of a folder (recursively), or a clear error when there are none."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"{folder}: no such file or folder")
+    if folder.is_file():
+        return [folder]
+    shards = sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+    if not shards:
+        raise InputError(f"{folder}: no *.parquet files in this folder")
+    return shards
+
+
+def open_shard(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: not a readable Parquet file ({_first_line(err)})") from None
+
+
+def check_columns(path: Path, schema: pa.Schema, required: dict[str, tuple[str, TypeCheck]]) -> None:
+    """Fail on the first missing column or wrong type, naming file, column, expected and found type."""
+    for column, (expected, is_ok) in required.items():
+        index = schema.get_field_index(column)
+        if index < 0:
+            found = ", ".join(schema.names) or "none"
+            raise InputError(f"{path}: missing column '{column}' (columns found: {found})")
+        found_type = schema.field(index).type
+        if not is_ok(found_type):
+            raise InputError(f"{path}: column '{column}' has type {found_type}, expected {expected}")
+
+
+def is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def is_integer(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_null(t)
+
+
+def is_float(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_null(t)
+
+
+def is_bool(t: pa.DataType) -> bool:
+    return pa.types.is_boolean(t)
+
+
+def iter_batches(
+    path: Path, columns: list[str] | None = None, batch_size: int = 256
+) -> Iterator[pa.RecordBatch]:
+    """Stream a shard; a corrupt page surfaces as an InputError naming the file."""
+    shard = open_shard(path)
+    try:
+        yield from shard.iter_batches(batch_size=batch_size, columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: corrupt Parquet data ({_first_line(err)})") from None
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return open_shard(path).read(columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: corrupt Parquet data ({_first_line(err)})") from None
+
+
+class ShardWriter:
+    """Writes one Parquet file with zstd and bounded row groups; opened lazily on the first batch."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path, self.schema, self.rows = path, schema, 0
+        self._writer = pq.ParquetWriter(path, schema, compression=COMPRESSION)
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if table.num_rows:
+            self._writer.write_table(table.cast(self.schema), row_group_size=ROW_GROUP_ROWS)
+            self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+
+
+@contextlib.contextmanager
+def atomic_output(output: Path | str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder; rename it to ``output`` only if the block succeeds."""
+    output = Path(output)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{output}: output folder exists and is not empty (pass --overwrite)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if output.exists():
+        old = output.parent / f".{output.name}.old-{os.getpid()}"
+        output.rename(old)
+        tmp.rename(output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(output)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
