@@ -9,6 +9,8 @@ Heavy imports (polars, math-verify, torch) happen inside the commands so ``--hel
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import click
 import typer
@@ -25,7 +27,102 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
+
+
+InputDir = Annotated[
+    Path, typer.Option("-i", "--input", help="Folder of *.parquet shards (read recursively, streamed).")
+]
+OutputDir = Annotated[Path, typer.Option("-o", "--output", help="Output folder (written atomically).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")]
+
+
+@app.command()
+def download(
+    output: OutputDir = Path("data/raw"),
+    repo_id: Annotated[str, typer.Option(help="Hub dataset repository.")] = "open-thoughts/OpenThoughts3-1.2M",
+    revision: Annotated[
+        str, typer.Option(help="Branch, tag or commit; resolved to a commit sha and recorded in download.json.")
+    ] = "main",
+    max_shards: Annotated[
+        Optional[int], typer.Option(help="Fetch only the first N shards (the full set is ~28 GB).")
+    ] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Write the embedded sample instead (no network).")
+    ] = False,
+    endpoint: Annotated[Optional[str], typer.Option(hidden=True, help="Hub endpoint (tests).")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Fetch OpenThoughts3-1.2M Parquet shards from the Hugging Face Hub (resumable).
+
+    Shards already present with the right size are skipped, so an interrupted download picks up where it
+    stopped. Honours HF_TOKEN, HF_HOME and HF_HUB_OFFLINE. Writes DIR/data/*.parquet, download.json and
+    a dataset card.
+    """
+    from .curate import download as dl
+
+    if sample:
+        dl.write_sample(output, overwrite=overwrite).print()
+    else:
+        dl.download(
+            output, repo_id=repo_id, revision=revision, max_shards=max_shards, endpoint=endpoint
+        ).print()
+
+
+@app.command("filter")
+def filter_(
+    input: InputDir = Path("data/raw"),
+    output: OutputDir = Path("data/math"),
+    domain: Annotated[
+        list[str], typer.Option("--domain", help="Domains to keep (repeat the option for several).")
+    ] = ["math"],  # noqa: B006
+    overwrite: Overwrite = False,
+) -> None:
+    """Keep the math domain: one row per trajectory with a stable question id.
+
+    Reads OpenThoughts3 columns difficulty, source, domain, conversations (roles human/user then
+    gpt/assistant). Writes question_id, sample_idx, question, response, source, difficulty, finished.
+    Rows that cannot be used are dropped and counted by reason; identical trajectories are kept.
+    """
+    from .curate.filter import run_filter
+
+    run_filter(input, output, domains=tuple(domain), overwrite=overwrite).print()
+
+
+@app.command()
+def vote(
+    input: InputDir = Path("data/math"),
+    output: OutputDir = Path("data/voted"),
+    workers: Annotated[
+        Optional[int], typer.Option(help="Labeling processes (default: all cores).")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds allowed per math-verify parse/compare; slower answers are dropped.")
+    ] = 2.0,
+    shard_index: Annotated[int, typer.Option(help="Which slice of the question-hash space to label.")] = 0,
+    num_shards: Annotated[
+        int, typer.Option(help="Split questions into this many slices (one job each; concatenate outputs).")
+    ] = 1,
+    overwrite: Overwrite = False,
+) -> None:
+    """Majority-vote pseudo-labels: extract answers, cluster equivalent ones, reward each trajectory.
+
+    The final answer is the last \\boxed{} after </think> (or an explicit "final answer is ..."); answers
+    are grouped with math-verify (1/2 = 0.5 = \\frac12, x=3 = 3). Reward 1.0 in the largest class, 0.0
+    otherwise, null for ties and answerless questions. Writes trajectories/ and questions/ shards.
+    """
+    from .curate.vote import run_vote
+
+    run_vote(
+        input,
+        output,
+        workers=workers,
+        timeout=timeout,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        overwrite=overwrite,
+    ).print()
 
 
 def main() -> None:

@@ -21,7 +21,13 @@ def _feature(field_type: pa.DataType) -> dict:
     if pa.types.is_list(field_type) or pa.types.is_large_list(field_type):
         inner = _feature(field_type.value_type)
         return {"list": inner["struct"]} if "struct" in inner else {"sequence": inner["dtype"]}
-    names = {pa.string(): "string", pa.large_string(): "large_string", pa.bool_(): "bool"}
+    names = {
+        pa.string(): "string",
+        pa.large_string(): "large_string",
+        pa.bool_(): "bool",
+        pa.float64(): "float64",
+        pa.float32(): "float32",
+    }
     return {"dtype": names.get(field_type, str(field_type))}
 
 

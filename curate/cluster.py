@@ -1,0 +1,121 @@
+"""Majority vote over one question's answers: pure, given an equivalence test.
+
+Two answers are in one class when their whitespace-free strings are identical or the equivalence test
+holds (math-verify, either direction). Classes are the connected components of that relation, so the
+result does not depend on the order answers are compared in: that is what lets the fast path skip pairs
+that are already joined and still give exactly the labels of the all-pairs path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .extract import answer_key
+
+OK, TIE, NO_ANSWER = "ok", "tie", "no_answer"
+Equivalent = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class GroupLabel:
+    """Labels of one question group, in the order its answers were given."""
+
+    status: str
+    clusters: list[int | None]  # per trajectory: 0 = majority class, None = no answer
+    rewards: list[float | None]  # 1.0 in the majority class, 0.0 otherwise; None unless status is ok
+    n_clusters: int
+    majority_answer: str | None  # the most written form in the majority class (None on tie/no answer)
+    majority_votes: int
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, i: int, j: int) -> None:
+        self.parent[self.find(i)] = self.find(j)
+
+
+def distinct_answers(answers: Sequence[str | None]) -> tuple[list[str], list[int | None]]:
+    """Distinct answers (first written form per identity key) and each trajectory's index into them."""
+    index_of: dict[str, int] = {}
+    forms: list[str] = []
+    which: list[int | None] = []
+    for answer in answers:
+        if answer is None:
+            which.append(None)
+            continue
+        key = answer_key(answer)
+        if key not in index_of:
+            index_of[key] = len(forms)
+            forms.append(answer)
+        which.append(index_of[key])
+    return forms, which
+
+
+def components(forms: Sequence[str], equivalent: Equivalent, all_pairs: bool = False) -> list[int]:
+    """Component root per distinct answer. ``all_pairs`` tests every pair (the naive reference);
+    otherwise pairs already joined are skipped, which cannot change the components."""
+    uf = _UnionFind(len(forms))
+    for i in range(len(forms)):
+        for j in range(i + 1, len(forms)):
+            if (all_pairs or uf.find(i) != uf.find(j)) and equivalent(forms[i], forms[j]):
+                uf.union(i, j)
+    return [uf.find(i) for i in range(len(forms))]
+
+
+def label_group(
+    answers: Sequence[str | None], equivalent: Equivalent, all_pairs: bool = False
+) -> GroupLabel:
+    """Cluster one question's answers and score every trajectory against the plurality class."""
+    forms, which = distinct_answers(answers)
+    roots = components(forms, equivalent, all_pairs=all_pairs)
+    votes: dict[int, int] = {}
+    first_seen: dict[int, int] = {}
+    for position, form_index in enumerate(which):
+        if form_index is None:
+            continue
+        root = roots[form_index]
+        votes[root] = votes.get(root, 0) + 1
+        first_seen.setdefault(root, position)
+    # Largest class first; equal sizes keep the order of first appearance (deterministic cluster ids).
+    order = sorted(votes, key=lambda root: (-votes[root], first_seen[root]))
+    cluster_id = {root: rank for rank, root in enumerate(order)}
+    clusters = [None if f is None else cluster_id[roots[f]] for f in which]
+
+    if not order:
+        status = NO_ANSWER
+    elif len(order) > 1 and votes[order[0]] == votes[order[1]]:
+        status = TIE
+    else:
+        status = OK
+    if status == OK:
+        rewards: list[float | None] = [1.0 if c == 0 else 0.0 for c in clusters]
+        majority_answer = _most_written(answers, clusters)
+    else:
+        rewards = [None] * len(answers)
+        majority_answer = None
+    return GroupLabel(
+        status=status,
+        clusters=clusters,
+        rewards=rewards,
+        n_clusters=len(order),
+        majority_answer=majority_answer,
+        majority_votes=votes[order[0]] if order else 0,
+    )
+
+
+def _most_written(answers: Sequence[str | None], clusters: Sequence[int | None]) -> str:
+    """The written form used most often in class 0 (first appearance breaks ties)."""
+    counts: dict[str, int] = {}
+    for answer, cluster in zip(answers, clusters):
+        if cluster == 0 and answer is not None:
+            counts[answer] = counts.get(answer, 0) + 1
+    return max(counts, key=lambda a: counts[a])  # dicts keep insertion order: max keeps the first

@@ -1,0 +1,138 @@
+"""Answer equivalence with math-verify, every parse and verify bounded in time.
+
+math-verify's own timeout uses ``signal.alarm`` in whole seconds and swallows the timeout. Here the alarm
+is ``setitimer`` (sub-second) raising a ``BaseException`` math-verify cannot catch, so a pathological
+answer is *known* to have timed out: it is counted, and its traces get no answer. A distinct answer is
+parsed once (cache), and one that timed out once is never tried again.
+
+``label_question`` is the whole per-question job: it runs in a worker process (see ``pool.py``), where
+the code always runs on the process's main thread, as signals require.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from .cluster import GroupLabel, label_group
+from .extract import answer_key
+
+MAX_ANSWER_CHARS = 1000  # longer "answers" are garbage inside \boxed{}: never handed to sympy
+DEFAULT_TIMEOUT = 2.0
+
+logging.getLogger("math_verify").setLevel(logging.ERROR)  # it warns once that we time out ourselves
+
+
+class AnswerTimeout(BaseException):
+    """Raised by the alarm; a BaseException so math-verify's ``except Exception`` cannot swallow it."""
+
+
+class Pathological(Exception):
+    """An answer that timed out (or is absurdly long): its traces get no answer."""
+
+    def __init__(self, answer: str):
+        super().__init__(answer)
+        self.answer = answer
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` (main thread only; elsewhere the pool's watchdog bounds it)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise AnswerTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class Verifier:
+    """Parses each distinct answer once and tests equivalence in both directions, each step bounded."""
+
+    timeout: float | None = DEFAULT_TIMEOUT
+    cache_size: int = 200_000
+    timeouts: int = 0
+    _parsed: dict[str, list] = field(default_factory=dict)
+    _pathological: set[str] = field(default_factory=set)
+
+    def parse(self, answer: str) -> list:
+        from math_verify import parse
+
+        key = answer_key(answer)
+        if key in self._pathological or len(key) > MAX_ANSWER_CHARS:
+            raise Pathological(answer)
+        if key not in self._parsed:
+            try:
+                with time_limit(self.timeout):
+                    parsed = parse(f"${answer}$", parsing_timeout=None)
+            except AnswerTimeout:
+                self._mark(key)
+                raise Pathological(answer) from None
+            if len(self._parsed) >= self.cache_size:
+                self._parsed.pop(next(iter(self._parsed)))  # oldest first: a cheap bounded cache
+            self._parsed[key] = parsed
+        return self._parsed[key]
+
+    def equivalent(self, a: str, b: str) -> bool:
+        from math_verify import verify
+
+        parsed_a, parsed_b = self.parse(a), self.parse(b)
+        if not parsed_a or not parsed_b:
+            return False
+        for gold, target in ((parsed_a, parsed_b), (parsed_b, parsed_a)):
+            try:
+                with time_limit(self.timeout):
+                    if verify(gold, target, timeout_seconds=None):
+                        return True
+            except AnswerTimeout:
+                # Blame the longer side, so one bad answer costs one timeout, not one per pair.
+                worse = max((a, b), key=lambda s: len(answer_key(s)))
+                self._mark(answer_key(worse))
+                raise Pathological(worse) from None
+        return False
+
+    def _mark(self, key: str) -> None:
+        self.timeouts += 1
+        self._pathological.add(key)
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    """A labeled question plus the answers actually used (pathological ones set to None)."""
+
+    label: GroupLabel
+    answers: list[str | None]
+    pathological: int
+
+
+def label_question(
+    answers: Sequence[str | None], verifier: Verifier, all_pairs: bool = False
+) -> QuestionResult:
+    """Label one question; an answer that times out is dropped (its traces get no answer) and the
+    vote is taken again, so the result is the vote over the answers that could be checked."""
+    answers = list(answers)
+    dropped = 0
+    while True:
+        try:
+            for answer in answers:
+                if answer is not None:
+                    verifier.parse(answer)
+            return QuestionResult(label_group(answers, verifier.equivalent, all_pairs), answers, dropped)
+        except Pathological as bad:
+            key = answer_key(bad.answer)
+            before = sum(a is not None for a in answers)
+            answers = [None if a is not None and answer_key(a) == key else a for a in answers]
+            dropped += before - sum(a is not None for a in answers)
