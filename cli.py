@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -41,17 +41,20 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 @app.command()
 def download(
     output: OutputDir = Path("data/raw"),
-    repo_id: Annotated[str, typer.Option(help="Hub dataset repository.")] = "open-thoughts/OpenThoughts3-1.2M",
+    repo_id: Annotated[
+        str, typer.Option(help="Hub dataset repository.")
+    ] = "open-thoughts/OpenThoughts3-1.2M",
     revision: Annotated[
-        str, typer.Option(help="Branch, tag or commit; resolved to a commit sha and recorded in download.json.")
+        str,
+        typer.Option(help="Branch, tag or commit; resolved to a commit sha and recorded in download.json."),
     ] = "main",
     max_shards: Annotated[
-        Optional[int], typer.Option(help="Fetch only the first N shards (the full set is ~28 GB).")
+        int | None, typer.Option(help="Fetch only the first N shards (the full set is ~28 GB).")
     ] = None,
     sample: Annotated[
         bool, typer.Option("--sample", help="Write the embedded sample instead (no network).")
     ] = False,
-    endpoint: Annotated[Optional[str], typer.Option(hidden=True, help="Hub endpoint (tests).")] = None,
+    endpoint: Annotated[str | None, typer.Option(hidden=True, help="Hub endpoint (tests).")] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Fetch OpenThoughts3-1.2M Parquet shards from the Hugging Face Hub (resumable).
@@ -94,9 +97,7 @@ def filter_(
 def vote(
     input: InputDir = Path("data/math"),
     output: OutputDir = Path("data/voted"),
-    workers: Annotated[
-        Optional[int], typer.Option(help="Labeling processes (default: all cores).")
-    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Labeling processes (default: all cores).")] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds allowed per math-verify parse/compare; slower answers are dropped.")
     ] = 2.0,
@@ -108,7 +109,7 @@ def vote(
 ) -> None:
     """Majority-vote pseudo-labels: extract answers, cluster equivalent ones, reward each trajectory.
 
-    The final answer is the last \\boxed{} after </think> (or an explicit "final answer is ..."); answers
+    The final answer is the last `\\boxed{}` after `</think>` (or an explicit "final answer is ..."); answers
     are grouped with math-verify (1/2 = 0.5 = \\frac12, x=3 = 3). Reward 1.0 in the largest class, 0.0
     otherwise, null for ties and answerless questions. Writes trajectories/ and questions/ shards.
     """
@@ -123,6 +124,94 @@ def vote(
         num_shards=num_shards,
         overwrite=overwrite,
     ).print()
+
+
+@app.command()
+def stats(
+    input: InputDir = Path("data/voted"),
+    output: OutputDir = Path("data/stats"),
+    bucket_by: Annotated[
+        str, typer.Option(help="Bucket questions by `pass_rate` (teacher) or the dataset's `difficulty`.")
+    ] = "pass_rate",
+    edges: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated bucket edges (default 0.5,1.0 -> hard/medium/easy; difficulty 4,7)."
+        ),
+    ] = None,
+    base_rollouts: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of base-model samples (question_id or question, response): draws Figure 2."
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Scoring processes (default: all cores).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per math-verify step when scoring rollouts.")] = 2.0,
+    overwrite: Overwrite = False,
+) -> None:
+    """All-positive statistics, difficulty buckets and figures from a `vote` output.
+
+    Writes by_group.parquet (per source x difficulty and overall), pass_rate_hist.parquet, buckets.parquet
+    and PNG figures. With --base-rollouts: the base model's pass rate on questions where every teacher
+    trace is right (the blog's Figure 2), as figure2.parquet and figure2.png.
+    """
+    from .curate.stats import run_stats
+
+    run_stats(
+        input,
+        output,
+        bucket_by=bucket_by,
+        edges=_parse_edges(edges),
+        base_rollouts=base_rollouts,
+        workers=workers,
+        timeout=timeout,
+        overwrite=overwrite,
+    ).print()
+
+
+@app.command()
+def pipeline(
+    output: OutputDir = Path("runs/demo"),
+    input: Annotated[
+        Path | None,
+        typer.Option("-i", "--input", help="Raw OpenThoughts3 shards (default: the embedded sample)."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Labeling processes (default: all cores).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per math-verify parse/compare.")] = 2.0,
+    base_rollouts: Annotated[
+        Path | None, typer.Option(help="Base-model samples for Figure 2 (see `offcurate stats`).")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Run download (embedded sample) -> filter -> vote -> stats into OUTPUT/{raw,math,voted,stats}.
+
+    Needs no network: by default it starts from the embedded OpenThoughts3-shaped sample.
+    """
+    from .curate.pipeline import run_pipeline
+    from .curate.report import console, summary_table
+
+    reports = run_pipeline(
+        output,
+        input_dir=input,
+        workers=workers,
+        timeout=timeout,
+        base_rollouts=base_rollouts,
+        overwrite=overwrite,
+    )
+    for report in reports:
+        report.print()
+    console.print(summary_table(reports))
+
+
+def _parse_edges(edges: str | None) -> tuple[float, ...] | None:
+    if edges is None:
+        return None
+    try:
+        return tuple(float(x) for x in edges.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected numbers separated by commas, got {edges!r}", param_hint="--edges"
+        ) from None
 
 
 def main() -> None:

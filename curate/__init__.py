@@ -1,1 +1,1 @@
-"""Curation stages: download -> filter -> vote -> stats. Pure math lives in small modules; I/O at the edges."""
+"""Curation stages: download -> filter -> vote -> stats. Pure math in small modules; I/O at the edges."""

@@ -71,9 +71,7 @@ def components(forms: Sequence[str], equivalent: Equivalent, all_pairs: bool = F
     return [uf.find(i) for i in range(len(forms))]
 
 
-def label_group(
-    answers: Sequence[str | None], equivalent: Equivalent, all_pairs: bool = False
-) -> GroupLabel:
+def label_group(answers: Sequence[str | None], equivalent: Equivalent, all_pairs: bool = False) -> GroupLabel:
     """Cluster one question's answers and score every trajectory against the plurality class."""
     forms, which = distinct_answers(answers)
     roots = components(forms, equivalent, all_pairs=all_pairs)

@@ -5,8 +5,8 @@ is ``setitimer`` (sub-second) raising a ``BaseException`` math-verify cannot cat
 answer is *known* to have timed out: it is counted, and its traces get no answer. A distinct answer is
 parsed once (cache), and one that timed out once is never tried again.
 
-``label_question`` is the whole per-question job: it runs in a worker process (see ``pool.py``), where
-the code always runs on the process's main thread, as signals require.
+The jobs (``LabelQuestion`` for vote, ``ScoreAgainstGold`` for base rollouts and eval) run in worker
+processes (see ``pool.py``), always on the process's main thread, as signals require.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .cluster import GroupLabel, label_group
 from .extract import answer_key
@@ -136,3 +137,51 @@ def label_question(
             before = sum(a is not None for a in answers)
             answers = [None if a is not None and answer_key(a) == key else a for a in answers]
             dropped += before - sum(a is not None for a in answers)
+
+
+class Job(Protocol):
+    """What a pool worker runs on one task's answers; ``fallback`` is used if the worker must be killed."""
+
+    def run(self, answers: list[str | None], verifier: Verifier): ...
+
+    def fallback(self, answers: list[str | None]): ...
+
+
+@dataclass(frozen=True)
+class LabelQuestion:
+    """Majority vote of one question (``all_pairs`` = the naive all-pairs reference)."""
+
+    all_pairs: bool = False
+
+    def run(self, answers: list[str | None], verifier: Verifier) -> QuestionResult:
+        return label_question(answers, verifier, all_pairs=self.all_pairs)
+
+    def fallback(self, answers: list[str | None]) -> QuestionResult:
+        return QuestionResult(label_group(answers, lambda a, b: False), list(answers), 0)
+
+
+@dataclass(frozen=True)
+class ScoreAgainstGold:
+    """``answers[0]`` is the reference; each other answer scores 1.0 if equivalent, else 0.0."""
+
+    def run(self, answers: list[str | None], verifier: Verifier) -> list[float]:
+        gold, rest = answers[0], answers[1:]
+        return [self._score(gold, a, verifier) for a in rest]
+
+    @staticmethod
+    def _score(gold: str | None, answer: str | None, verifier: Verifier) -> float:
+        if gold is None or answer is None:
+            return 0.0
+        if answer_key(gold) == answer_key(answer):
+            return 1.0
+        try:
+            return float(verifier.equivalent(gold, answer))
+        except Pathological:
+            return 0.0
+
+    def fallback(self, answers: list[str | None]) -> list[float]:
+        gold = answers[0]
+        return [
+            float(a is not None and gold is not None and answer_key(a) == answer_key(gold))
+            for a in answers[1:]
+        ]

@@ -1,14 +1,17 @@
-"""A process pool for labeling questions, with a watchdog that kills a stuck worker.
+"""A process pool for math-verify work, with a watchdog that kills a stuck worker.
 
-Each worker labels questions on its main thread (so the per-step ``setitimer`` alarm works) and reports
-after every question. The parent gives each question a hard deadline of ``timeout * (distinct answers
-+ 2)`` seconds; a worker that misses it is stuck in C code no signal can interrupt (a huge integer power,
-say). It is killed and replaced, that question is labeled by identical strings only (counted as
-``hard_timeouts``), and the rest of its batch goes to the new worker. Nothing can stall the run.
+A task is ``(index, answers)``; a *job* (``LabelQuestion`` for vote, ``ScoreAgainstGold`` for base
+rollouts and eval) turns the answers into a result. Each worker runs jobs on its main thread (so the
+per-step ``setitimer`` alarm works) and reports after every task. The parent gives each task a deadline
+of ``timeout * (distinct answers + 2) + 5`` seconds; a worker that misses it is stuck in C code no
+signal can interrupt (a huge integer power, say). It is killed and replaced, that task gets the job's
+string-identity fallback (counted as ``hard_timeouts``), and the rest of its batch goes to the new
+worker. Nothing can stall the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import time
 from collections import deque
@@ -16,14 +19,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
-from .cluster import label_group
-from .equivalence import QuestionResult, Verifier, label_question
+from .equivalence import Job, Verifier
 
-Task = tuple[int, list[str | None]]  # (question index, answers)
+Task = tuple[int, list[str | None]]  # (task index, answers)
 BATCH = 32
 
 
-def _worker(conn: Connection, timeout: float | None, all_pairs: bool) -> None:
+def _worker(conn: Connection, job: Job, timeout: float | None) -> None:
     import math_verify  # noqa: F401  (pay the import once, before the first deadline starts)
 
     verifier = Verifier(timeout=timeout)
@@ -33,12 +35,7 @@ def _worker(conn: Connection, timeout: float | None, all_pairs: bool) -> None:
         if batch is None:
             return
         for index, answers in batch:
-            conn.send((index, label_question(answers, verifier, all_pairs=all_pairs)))
-
-
-def identity_only(answers: list[str | None]) -> QuestionResult:
-    """Fallback for a question whose worker had to be killed: identical strings vote together."""
-    return QuestionResult(label_group(answers, lambda a, b: False), list(answers), 0)
+            conn.send((index, job.run(answers, verifier)))
 
 
 @dataclass
@@ -49,20 +46,18 @@ class _Slot:
     since: float = 0.0  # when the oldest pending task became the one in progress
 
 
-class LabelPool:
-    """``map`` labels (index, answers) tasks on ``workers`` processes; results come back unordered."""
+class VerifyPool:
+    """``map`` runs ``job`` on (index, answers) tasks in ``workers`` processes; results come unordered."""
 
-    def __init__(
-        self, workers: int, timeout: float | None, all_pairs: bool = False, soft_limits: bool = True
-    ):
+    def __init__(self, job: Job, workers: int, timeout: float | None, soft_limits: bool = True):
         """``soft_limits=False`` leaves only the watchdog (tests use it to exercise the kill path)."""
-        self.workers, self.timeout, self.all_pairs = max(1, workers), timeout, all_pairs
+        self.job, self.workers, self.timeout = job, max(1, workers), timeout
         self.soft_limits = soft_limits
         self.hard_timeouts = 0
         self._ctx = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
         self._slots: list[_Slot] = []
 
-    def __enter__(self) -> LabelPool:
+    def __enter__(self) -> VerifyPool:
         self._slots = [self._start() for _ in range(self.workers)]
         for slot in self._slots:
             self._ready(slot)
@@ -70,17 +65,17 @@ class LabelPool:
 
     def __exit__(self, *exc) -> None:
         for slot in self._slots:
-            try:
+            with contextlib.suppress(OSError):
                 slot.conn.send(None)
-            except OSError:
-                pass
             slot.process.join(timeout=5)
             if slot.process.is_alive():
                 slot.process.kill()
 
     def _start(self) -> _Slot:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker, args=(child, self.timeout if self.soft_limits else None, self.all_pairs), daemon=True)
+        process = self._ctx.Process(
+            target=_worker, args=(child, self.job, self.timeout if self.soft_limits else None), daemon=True
+        )
         process.start()
         child.close()
         return _Slot(process, parent, deque())
@@ -90,7 +85,9 @@ class LabelPool:
         try:
             slot.conn.recv()  # "ready": imports done, deadlines start now
         except EOFError:
-            raise RuntimeError(f"a labeling worker died at start (exit code {slot.process.exitcode})") from None
+            raise RuntimeError(
+                f"a labeling worker died at start (exit code {slot.process.exitcode})"
+            ) from None
 
     def _deadline(self, task: Task) -> float:
         if not self.timeout:
@@ -105,7 +102,7 @@ class LabelPool:
             slot.pending.extend(batch)
             slot.conn.send(batch)
 
-    def map(self, tasks: Iterable[Task]) -> Iterator[tuple[int, QuestionResult]]:
+    def map(self, tasks: Iterable[Task]) -> Iterator[tuple[int, object]]:
         tasks = iter(tasks)
         for slot in self._slots:
             self._feed(slot, tasks)
@@ -123,13 +120,13 @@ class LabelPool:
                 elif time.monotonic() - slot.since > self._deadline(slot.pending[0]):
                     yield from self._replace(slot, tasks)
 
-    def _replace(self, slot: _Slot, tasks: Iterator[Task]) -> Iterator[tuple[int, QuestionResult]]:
-        """Kill a stuck worker, label its current question by identity, resend the rest."""
+    def _replace(self, slot: _Slot, tasks: Iterator[Task]) -> Iterator[tuple[int, object]]:
+        """Kill a stuck worker, give its current task the job's fallback, resend the rest."""
         slot.process.kill()
         slot.process.join()
         self.hard_timeouts += 1
         stuck, rest = slot.pending[0], list(slot.pending)[1:]
-        yield stuck[0], identity_only(stuck[1])
+        yield stuck[0], self.job.fallback(stuck[1])
         fresh = self._start()
         self._ready(fresh)
         self._slots[self._slots.index(slot)] = fresh

@@ -70,8 +70,19 @@ class StageReport:
 
 
 def _fmt(value: int | float | str) -> str:
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.3f}"
+
+
+def summary_table(reports: list[StageReport]) -> Table:
+    """One line per stage for multi-stage runs: where it wrote and how long it took."""
+    table = Table(title="offcurate pipeline", title_justify="left")
+    for name in ("stage", "output", "time"):
+        table.add_column(name)
+    for report in reports:
+        table.add_row(report.stage, report.output, f"{report.seconds:.1f} s")
+    table.add_row("total", "", f"{sum(r.seconds for r in reports):.1f} s", style="bold")
+    return table

@@ -19,9 +19,11 @@ import pyarrow as pa
 
 from .card import write_card
 from .cluster import OK
+from .equivalence import LabelQuestion
 from .errors import InputError
+from .extract import extract_batch
 from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
-from .pool import LabelPool
+from .pool import VerifyPool
 from .report import StageReport, progress
 from .shards import (
     ShardWriter,
@@ -36,7 +38,6 @@ from .shards import (
     shard_name,
     write_table,
 )
-from .extract import extract_batch
 
 REQUIRED = {
     "question_id": ("string", is_string),
@@ -91,7 +92,9 @@ def _extract_pass(shards: list[Path], shard_index: int, num_shards: int, total: 
                 bar.advance(task, len(keep))
     if not parts:
         return pl.DataFrame()
-    return pl.concat(parts).with_columns(pl.col("sample_idx").cast(pl.Int64), pl.col("difficulty").cast(pl.Int64))
+    return pl.concat(parts).with_columns(
+        pl.col("sample_idx").cast(pl.Int64), pl.col("difficulty").cast(pl.Int64)
+    )
 
 
 def _check_unique(traces: pl.DataFrame, folder: Path) -> None:
@@ -108,16 +111,20 @@ def label_traces(
     traces: pl.DataFrame, workers: int, timeout: float | None
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """Label every question of ``traces``: per-trace labels and the per-question table."""
-    grouped = traces.sort("question_id", "sample_idx").group_by("question_id", maintain_order=True).agg(
-        pl.col("sample_idx"),
-        pl.col("answer"),
-        pl.col("question").first(),
-        pl.col("source").first(),
-        pl.col("difficulty").first(),
+    grouped = (
+        traces.sort("question_id", "sample_idx")
+        .group_by("question_id", maintain_order=True)
+        .agg(
+            pl.col("sample_idx"),
+            pl.col("answer"),
+            pl.col("question").first(),
+            pl.col("source").first(),
+            pl.col("difficulty").first(),
+        )
     )
     tasks = ((i, answers) for i, answers in enumerate(grouped.get_column("answer").to_list()))
     results = [None] * grouped.height
-    with LabelPool(workers, timeout) as pool, progress() as bar:
+    with VerifyPool(LabelQuestion(), workers, timeout) as pool, progress() as bar:
         task = bar.add_task("vote: label questions", total=grouped.height)
         for index, result in pool.map(tasks):
             results[index] = result
@@ -199,8 +206,13 @@ def run_vote(
     with atomic_output(output, overwrite) as tmp:
         (tmp / "trajectories").mkdir()
         (tmp / "questions").mkdir()
-        written = _write_trajectories(shards, trace_labels, tmp / "trajectories", shard_index, num_shards, total)
-        write_table(questions.sort("question_id").to_arrow().cast(QUESTION_SCHEMA), tmp / "questions" / shard_name(0, 1))
+        written = _write_trajectories(
+            shards, trace_labels, tmp / "trajectories", shard_index, num_shards, total
+        )
+        write_table(
+            questions.sort("question_id").to_arrow().cast(QUESTION_SCHEMA),
+            tmp / "questions" / shard_name(0, 1),
+        )
         write_card(
             tmp,
             "Majority-vote labeled trajectories (offcurate vote)",
@@ -246,7 +258,9 @@ def _write_trajectories(
                 bar.advance(task, batch.num_rows)
                 if frame.height == 0:
                     continue
-                joined = frame.join(labels, on=["question_id", "sample_idx"], how="left", maintain_order="left")
+                joined = frame.join(
+                    labels, on=["question_id", "sample_idx"], how="left", maintain_order="left"
+                )
                 writer = writer or ShardWriter(folder / f".part-{n:05d}.parquet", TRAJECTORY_SCHEMA)
                 writer.write(joined.to_arrow())
             if writer:

@@ -1,0 +1,246 @@
+"""``offcurate stats``: all-positive statistics, difficulty buckets and figures from a vote output.
+
+    offcurate stats -i data/voted -o data/stats [--bucket-by pass_rate --edges 0.5,1.0]
+                    [--base-rollouts data/rollouts]      # Figure 2: base pass rate on all-positive groups
+
+Writes ``by_group.parquet`` (per source x difficulty and overall), ``pass_rate_hist.parquet``,
+``buckets.parquet`` (one bucket per question), PNG figures, and with ``--base-rollouts`` also
+``base_pass_rate.parquet`` and ``figure2.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from .card import write_card
+from .equivalence import ScoreAgainstGold
+from .errors import InputError
+from .extract import extract_batch
+from .filter import question_id
+from .pool import VerifyPool
+from .report import StageReport, progress
+from .shards import (
+    atomic_output,
+    check_columns,
+    is_bool,
+    is_float,
+    is_integer,
+    is_string,
+    list_shards,
+    read_table,
+)
+
+QUESTION_COLUMNS = {
+    "question_id": ("string", is_string),
+    "source": ("string", is_string),
+    "difficulty": ("int64 (nullable)", is_integer),
+    "status": ("string", is_string),
+    "pass_rate": ("float64 (nullable)", is_float),
+    "majority_answer": ("string (nullable)", is_string),
+    "all_positive": ("bool", is_bool),
+}
+DEFAULT_EDGES = {"pass_rate": (0.5, 1.0), "difficulty": (4, 7)}
+FIG2_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def read_questions(voted: Path) -> pl.DataFrame:
+    """The ``questions`` table of a vote output (slices under one folder are concatenated)."""
+    shards = [p for p in list_shards(voted) if p.parent.name == "questions"]
+    if not shards:
+        raise InputError(f"{voted}: no questions/*.parquet inside (is this an `offcurate vote` output?)")
+    frames = []
+    for path in shards:
+        table = read_table(path)
+        check_columns(path, table.schema, QUESTION_COLUMNS)
+        frames.append(pl.from_arrow(table))
+    questions = pl.concat(frames, how="diagonal_relaxed")
+    if questions.height == 0:
+        raise InputError(f"{voted}: the questions table is empty")
+    return questions
+
+
+def group_stats(questions: pl.DataFrame) -> pl.DataFrame:
+    """Per (source, difficulty) and overall: status counts, all-positive count and share of ok questions."""
+    aggs = [
+        pl.len().alias("questions"),
+        (pl.col("status") == "ok").sum().alias("ok"),
+        (pl.col("status") == "tie").sum().alias("tie"),
+        (pl.col("status") == "no_answer").sum().alias("no_answer"),
+        pl.col("all_positive").sum().alias("all_positive"),
+        pl.col("pass_rate").mean().alias("mean_pass_rate"),
+    ]
+    per_group = questions.group_by("source", "difficulty").agg(aggs).sort("source", "difficulty")
+    overall = questions.select(aggs).with_columns(
+        pl.lit("(all)").alias("source"), pl.lit(None, pl.Int64).alias("difficulty")
+    )
+    table = pl.concat([per_group, overall.select(per_group.columns)], how="vertical_relaxed")
+    return table.with_columns(
+        (pl.col("all_positive") / pl.col("ok")).fill_nan(None).alias("all_positive_fraction")
+    )
+
+
+def pass_rate_histogram(questions: pl.DataFrame) -> pl.DataFrame:
+    """How many ok questions have each teacher pass rate (k/G values, so exact counts, not bins)."""
+    ok = questions.filter(pl.col("status") == "ok")
+    return ok.group_by(pl.col("pass_rate").round(4)).agg(pl.len().alias("questions")).sort("pass_rate")
+
+
+def bucket_labels(edges: tuple[float, ...], by: str) -> list[str]:
+    """Names of the ``len(edges) + 1`` buckets; the default pass-rate edges get hard/medium/easy."""
+    if by == "pass_rate" and tuple(edges) == DEFAULT_EDGES["pass_rate"]:
+        return ["hard", "medium", "easy"]
+    bounds = ["-inf", *map(str, edges), "inf"]
+    return [f"[{lo}, {hi})" for lo, hi in zip(bounds, bounds[1:])]
+
+
+def assign_buckets(questions: pl.DataFrame, by: str, edges: tuple[float, ...]) -> pl.DataFrame:
+    """One bucket per question by teacher pass rate (default) or the dataset's difficulty column."""
+    if list(edges) != sorted(edges):
+        raise InputError(f"--edges must be increasing, got {','.join(map(str, edges))}")
+    labels = bucket_labels(edges, by)
+    value = pl.col(by).cast(pl.Float64)
+    bucket = pl.when(value.is_null()).then(pl.lit("unlabeled"))
+    for edge, label in zip(edges, labels):
+        bucket = bucket.when(value < edge).then(pl.lit(label))
+    bucket = bucket.otherwise(pl.lit(labels[-1]))
+    return questions.select(
+        "question_id", "source", "difficulty", "status", "pass_rate", "all_positive", bucket.alias("bucket")
+    )
+
+
+def _read_rollouts(folder: Path) -> pl.DataFrame:
+    frames = []
+    for path in list_shards(folder):
+        table = read_table(path)
+        names = set(table.schema.names)
+        if "response" not in names or not names & {"question_id", "question"}:
+            raise InputError(f"{path}: base rollouts need columns 'response' and 'question_id' or 'question'")
+        check_columns(path, table.schema, {"response": ("string", is_string)})
+        frame = pl.from_arrow(table)
+        if "question_id" not in names:
+            frame = frame.with_columns(
+                pl.col("question").map_elements(question_id, pl.String).alias("question_id")
+            )
+        frames.append(frame.select("question_id", "response"))
+    return pl.concat(frames)
+
+
+def score_base_rollouts(
+    questions: pl.DataFrame, folder: Path, workers: int, timeout: float | None
+) -> pl.DataFrame:
+    """Per ok question with rollouts: how often the base model's answer matches the majority answer."""
+    rollouts = _read_rollouts(folder)
+    answers, _ = extract_batch(rollouts.get_column("response").to_arrow())
+    rollouts = rollouts.with_columns(pl.Series("answer", answers, dtype=pl.String))
+    grouped = (
+        rollouts.group_by("question_id", maintain_order=True)
+        .agg(pl.col("answer"))
+        .join(questions.filter(pl.col("status") == "ok"), on="question_id", how="inner")
+    )
+    if grouped.height == 0:
+        raise InputError(f"{folder}: no rollout matches a labeled (status ok) question of the vote output")
+    tasks = (
+        (i, [row["majority_answer"], *row["answer"]]) for i, row in enumerate(grouped.iter_rows(named=True))
+    )
+    scores: list = [None] * grouped.height
+    with VerifyPool(ScoreAgainstGold(), workers, timeout) as pool, progress() as bar:
+        task = bar.add_task("stats: score base rollouts", total=grouped.height)
+        for index, result in pool.map(tasks):
+            scores[index] = result
+            bar.advance(task)
+    return grouped.select(
+        "question_id",
+        "source",
+        "difficulty",
+        pl.col("pass_rate").alias("teacher_pass_rate"),
+        pl.col("all_positive").alias("teacher_all_positive"),
+        pl.col("answer").list.len().alias("base_samples"),
+        pl.Series("base_pass_rate", [sum(s) / len(s) for s in scores], dtype=pl.Float64),
+    )
+
+
+def figure2_table(base: pl.DataFrame) -> pl.DataFrame:
+    """Base pass-rate distribution over the teacher-all-positive questions (the blog's Figure 2)."""
+    positive = base.filter(pl.col("teacher_all_positive"))
+    labels = ["0"] + [f"({lo:g}, {hi:g}]" for lo, hi in zip(FIG2_BINS, FIG2_BINS[1:])]
+    rate = pl.col("base_pass_rate")
+    bucket = pl.when(rate == 0).then(pl.lit(labels[0]))
+    for hi, label in zip(FIG2_BINS[1:], labels[1:]):
+        bucket = bucket.when(rate <= hi).then(pl.lit(label))
+    counts = positive.group_by(bucket.alias("base_pass_rate")).agg(pl.len().alias("questions"))
+    return pl.DataFrame({"base_pass_rate": labels}).join(counts, on="base_pass_rate", how="left").fill_null(0)
+
+
+def run_stats(
+    input_dir: Path,
+    output: Path,
+    bucket_by: str = "pass_rate",
+    edges: tuple[float, ...] | None = None,
+    base_rollouts: Path | None = None,
+    workers: int | None = None,
+    timeout: float | None = 2.0,
+    overwrite: bool = False,
+) -> StageReport:
+    from . import figures
+
+    if bucket_by not in DEFAULT_EDGES:
+        raise InputError(f"--bucket-by must be one of {', '.join(DEFAULT_EDGES)}, got {bucket_by}")
+    report = StageReport("stats", output=str(output))
+    questions = read_questions(input_dir)
+    groups = group_stats(questions)
+    hist = pass_rate_histogram(questions)
+    buckets = assign_buckets(questions, bucket_by, tuple(edges or DEFAULT_EDGES[bucket_by]))
+    base = None
+    if base_rollouts is not None:
+        base = score_base_rollouts(questions, base_rollouts, workers or os.cpu_count() or 1, timeout)
+
+    with atomic_output(output, overwrite) as tmp:
+        groups.write_parquet(tmp / "by_group.parquet")
+        hist.write_parquet(tmp / "pass_rate_hist.parquet")
+        buckets.write_parquet(tmp / "buckets.parquet")
+        figures.all_positive_by_difficulty(groups, tmp / "all_positive_by_difficulty.png")
+        figures.pass_rate_histogram(hist, tmp / "pass_rate_hist.png")
+        if base is not None:
+            base.write_parquet(tmp / "base_pass_rate.parquet")
+            fig2 = figure2_table(base)
+            fig2.write_parquet(tmp / "figure2.parquet")
+            figures.figure2(fig2, tmp / "figure2.png")
+        write_card(
+            tmp,
+            "Curation statistics (offcurate stats)",
+            STATS_CARD,
+            {"by_group": ("by_group.parquet", groups.to_arrow().schema)},
+        )
+
+    overall = groups.filter(pl.col("source") == "(all)").row(0, named=True)
+    report.counts.update(
+        {
+            "questions": overall["questions"],
+            "status ok": overall["ok"],
+            "status tie": overall["tie"],
+            "status no_answer": overall["no_answer"],
+            "all-positive": overall["all_positive"],
+            "all-positive / ok": overall["all_positive_fraction"] or 0.0,
+            "mean teacher pass rate": overall["mean_pass_rate"] or 0.0,
+        }
+    )
+    for row in buckets.group_by("bucket").len().sort("bucket").iter_rows():
+        report.counts[f"bucket {row[0]}"] = row[1]
+    if base is not None:
+        positive = base.filter(pl.col("teacher_all_positive"))
+        report.counts["all-positive with base rollouts"] = positive.height
+        report.counts["  ... base model not always right"] = int((positive["base_pass_rate"] < 1).sum())
+        report.counts["  ... base model never right"] = int((positive["base_pass_rate"] == 0).sum())
+    return report.finish()
+
+
+STATS_CARD = """
+`by_group.parquet`: per (source, difficulty) and an overall row (source `(all)`): questions by status, the
+number of all-positive questions (every teacher trace agrees with the majority) and their share of the `ok`
+questions, the mean teacher pass rate. `pass_rate_hist.parquet`: ok questions per teacher pass rate.
+`buckets.parquet`: one difficulty bucket per question. With base rollouts: `base_pass_rate.parquet` and
+`figure2.parquet`/`figure2.png`: how often the base model is right on questions the teacher always gets right.
+"""
