@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from .curate.errors import OffcurateError
@@ -215,21 +214,19 @@ def _parse_edges(edges: str | None) -> tuple[float, ...] | None:
 
 
 def main() -> None:
-    """Entry point: exit 0 on success, 2 with a one-line message on bad input or usage."""
+    """Entry point: exit 0 on success, 2 with a one-line message on bad input or usage.
+
+    Click (standalone mode) handles usage errors and ``--help``; our known errors become one line.
+    """
+    from rich.markup import escape
+
     from .curate.report import console
 
     try:
-        code = app(standalone_mode=False)
+        app()
     except OffcurateError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        console.print("[bold red]interrupted[/] (outputs of the running stage were not written)")
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

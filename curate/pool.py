@@ -49,10 +49,13 @@ class _Slot:
 class VerifyPool:
     """``map`` runs ``job`` on (index, answers) tasks in ``workers`` processes; results come unordered."""
 
-    def __init__(self, job: Job, workers: int, timeout: float | None, soft_limits: bool = True):
-        """``soft_limits=False`` leaves only the watchdog (tests use it to exercise the kill path)."""
+    def __init__(
+        self, job: Job, workers: int, timeout: float | None, soft_limits: bool = True, grace: float = 5.0
+    ):
+        """``soft_limits=False`` leaves only the watchdog (tests use it to exercise the kill path);
+        ``grace`` is the watchdog's slack on top of the per-step budget."""
         self.job, self.workers, self.timeout = job, max(1, workers), timeout
-        self.soft_limits = soft_limits
+        self.soft_limits, self.grace = soft_limits, grace
         self.hard_timeouts = 0
         self._ctx = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
         self._slots: list[_Slot] = []
@@ -92,7 +95,7 @@ class VerifyPool:
     def _deadline(self, task: Task) -> float:
         if not self.timeout:
             return float("inf")
-        return self.timeout * (len({a for a in task[1] if a is not None}) + 2) + 5.0
+        return self.timeout * (len({a for a in task[1] if a is not None}) + 2) + self.grace
 
     def _feed(self, slot: _Slot, tasks: Iterator[Task]) -> None:
         batch = [task for _, task in zip(range(BATCH), tasks)]

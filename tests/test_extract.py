@@ -1,0 +1,65 @@
+"""Answer extraction rules, one named case each (pure string functions, no sympy)."""
+
+import pyarrow as pa
+import pytest
+
+from offcurate.curate.extract import TAIL_BYTES, extract_answer, extract_batch, last_boxed
+
+CASES = {
+    "boxed_after_think": (r"<think>work</think> so $\boxed{42}$.", "42", True),
+    "nested_braces": (r"<think>w</think> \boxed{\frac{1}{2}}", r"\frac{1}{2}", True),
+    "escaped_set_braces": (r"<think>w</think> \boxed{\{1,2\}}", r"\{1,2\}", True),
+    "last_box_wins": (r"<think>w</think> first \boxed{1}, corrected \boxed{2}", "2", True),
+    "revised_box_in_thinking_ignored": (r"<think>maybe \boxed{7}? no.</think> \boxed{8}", "8", True),
+    "box_only_in_thinking_is_no_answer": (r"<think>\boxed{7}</think> I give up.", None, True),
+    "unclosed_think_is_truncated": (r"<think>long work \boxed{3} and then", None, False),
+    "no_tags_whole_text_is_final": (r"Plain solution. \boxed{x=3}", "x=3", True),
+    "stated_final_answer": ("<think>w</think> The final answer is $42$.", "42", True),
+    "stated_bold_final_answer": ("<think>w</think> **Final Answer:** 7", "7", True),
+    "stated_answer_with_inline_math": (r"<think>w</think> The answer is \(x = 3\).", "x = 3", True),
+    "box_beats_stated": (r"<think>w</think> The final answer is 5. \boxed{6}", "6", True),
+    "no_answer_at_all": ("<think>w</think> I could not solve it.", None, True),
+    "unclosed_box_falls_back_to_previous": (r"<think>w</think> \boxed{5} then \boxed{", "5", True),
+    "fbox": (r"<think>w</think> \fbox{9}", "9", True),
+    "boxed_space_form": (r"<think>w</think> \boxed 4.", "4", True),
+    "empty_box_skipped": (r"<think>w</think> \boxed{3} \boxed{ }", "3", True),
+    "multiple_think_blocks_use_last_close": (
+        r"<think>a</think>\boxed{1}<think>b</think>\boxed{2}",
+        "2",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("text, answer, finished", list(CASES.values()), ids=list(CASES))
+def test_extract_answer(text, answer, finished):
+    assert extract_answer(text) == (answer, finished)
+
+
+@pytest.mark.parametrize("text, answer, finished", list(CASES.values()), ids=list(CASES))
+def test_batch_matches_scalar(text, answer, finished):
+    answers, done = extract_batch(pa.array([text]))
+    assert (answers[0], done[0]) == (answer, finished)
+
+
+PAD = "x" * (TAIL_BYTES * 2)
+LONG = {
+    "long_thinking_short_final": (f"<think>{PAD}</think> \\boxed{{1}}", "1", True),
+    "final_part_longer_than_tail": (f"<think>w</think> \\boxed{{2}} {PAD}", "2", True),
+    "long_truncated": (f"<think>{PAD}", None, False),
+    "long_truncated_box_in_thinking": (f"<think>\\boxed{{5}} {PAD}", None, False),
+    "long_untagged": (f"\\boxed{{3}} {PAD}", "3", True),
+    "multibyte_text_at_tail_edge": ("<think>" + "é" * TAIL_BYTES + "</think> \\boxed{4}", "4", True),
+}
+
+
+@pytest.mark.parametrize("text, answer, finished", list(LONG.values()), ids=list(LONG))
+def test_batch_long_traces(text, answer, finished):
+    """The tail shortcut must give exactly what the full-text rule gives."""
+    assert extract_answer(text) == (answer, finished)
+    answers, done = extract_batch(pa.array([text, None]))
+    assert (answers, done) == ([answer, None], [finished, False])
+
+
+def test_last_boxed_none_without_box():
+    assert last_boxed("no box here") is None

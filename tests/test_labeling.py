@@ -1,0 +1,109 @@
+"""Majority vote on hand-written groups: exact statuses, majority answers, clusters and rewards.
+
+These run the real math-verify equivalence (``Verifier``), so ``\\frac{1}{2}``, ``0.5`` and ``\\dfrac12``
+must vote together for the expected labels to come out.
+"""
+
+import pytest
+
+from offcurate.curate.cluster import label_group
+from offcurate.curate.equivalence import Verifier, label_question
+
+GROUPS = {
+    "equivalent_fractions_outvote_plain_majority_string": (
+        [r"\frac{1}{2}", "0.5", r"\dfrac12", "1/2", "3", "3", "3"],
+        "ok",
+        r"\frac{1}{2}",
+        [0, 0, 0, 0, 1, 1, 1],
+        [1, 1, 1, 1, 0, 0, 0],
+    ),
+    "equation_and_value_vote_together": (["x=3", "3", "4"], "ok", "x=3", [0, 0, 1], [1, 1, 0]),
+    "most_written_form_is_the_majority_answer": (
+        ["0.5", r"\frac12", r"\frac12", "2"],
+        "ok",
+        r"\frac12",
+        [0, 0, 0, 1],
+        [1, 1, 1, 0],
+    ),
+    "exact_tie": (["4", "5", "5", "4"], "tie", None, [0, 1, 1, 0], [None] * 4),
+    "tie_at_top_with_smaller_third": (["1", "2", "1", "2", "3"], "tie", None, [0, 1, 0, 1, 2], [None] * 5),
+    "plurality_not_absolute_majority": (
+        ["1", "1", "1", "2", "2", "3", "3"],
+        "ok",
+        "1",
+        [0, 0, 0, 1, 1, 2, 2],
+        [1, 1, 1, 0, 0, 0, 0],
+    ),
+    "no_answer": ([None, None, None], "no_answer", None, [None] * 3, [None] * 3),
+    "missing_answer_scores_zero": (["7", None, "7"], "ok", "7", [0, None, 0], [1, 0, 1]),
+    "asymmetric_verify_interval": (
+        ["-2<x<2", "(-2,2)", "(-2,2)", "5"],
+        "ok",
+        "(-2,2)",
+        [0, 0, 0, 1],
+        [1, 1, 1, 0],
+    ),
+    "whitespace_only_difference_is_identity": (
+        [r"\text{ Alice }", r"\text{Alice}", "Bob"],
+        "ok",
+        r"\text{ Alice }",
+        [0, 0, 1],
+        [1, 1, 0],
+    ),
+    "radicals": ([r"2\sqrt{2}", r"\sqrt{8}", "3"], "ok", r"2\sqrt{2}", [0, 0, 1], [1, 1, 0]),
+    "sets_in_any_order": ([r"\{1,2\}", r"\{2,1\}", r"\{1,3\}"], "ok", r"\{1,2\}", [0, 0, 1], [1, 1, 0]),
+    "degrees": ([r"30^\circ", "30", "60"], "ok", r"30^\circ", [0, 0, 1], [1, 1, 0]),
+    "text_choice": ([r"\text{(B)}", "B", "C"], "ok", r"\text{(B)}", [0, 0, 1], [1, 1, 0]),
+    "unanimous_is_all_positive": (["12"] * 4, "ok", "12", [0] * 4, [1] * 4),
+}
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier(timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    "answers, status, majority, clusters, rewards", list(GROUPS.values()), ids=list(GROUPS)
+)
+@pytest.mark.parametrize("all_pairs", [False, True], ids=["fast", "all_pairs"])
+def test_label_group(verifier, answers, status, majority, clusters, rewards, all_pairs):
+    label = label_group(answers, verifier.equivalent, all_pairs=all_pairs)
+    assert label.status == status
+    assert label.majority_answer == majority
+    assert label.clusters == clusters
+    assert label.rewards == [None if r is None else float(r) for r in rewards]
+
+
+def test_components_are_transitive():
+    """a~b and b~c put a and c in one class even though a !~ c directly."""
+    links = {("a", "b"), ("b", "c")}
+    label = label_group(["a", "c", "b", "d"], lambda x, y: (x, y) in links or (y, x) in links)
+    assert label.clusters == [0, 0, 0, 1]
+    assert label.majority_votes == 3
+
+
+def test_fast_path_skips_joined_pairs():
+    calls = []
+
+    def equivalent(a, b):
+        calls.append((a, b))
+        return True
+
+    label_group(["1", "2", "3", "4"], equivalent)
+    assert len(calls) == 3  # all-pairs would make 6 comparisons for the same single class
+
+
+@pytest.mark.parametrize(
+    "answers, expect_dropped, expect_clusters",
+    [
+        pytest.param(["10^{10^{10}}", "5", "5"], 1, [None, 0, 0], id="power_tower_times_out"),
+        pytest.param(["x" * 2000, "5", "5"], 1, [None, 0, 0], id="garbage_longer_than_limit"),
+    ],
+)
+def test_pathological_answer_gets_no_answer(answers, expect_dropped, expect_clusters):
+    result = label_question(answers, Verifier(timeout=0.5))
+    assert result.pathological == expect_dropped
+    assert result.label.clusters == expect_clusters
+    assert result.answers[0] is None
+    assert result.label.rewards == [0.0, 1.0, 1.0]

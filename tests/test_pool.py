@@ -1,0 +1,38 @@
+"""The verify pool: results match the in-process path, and a stuck worker is killed and replaced."""
+
+import time
+
+from offcurate.curate.equivalence import LabelQuestion, ScoreAgainstGold, Verifier, label_question
+from offcurate.curate.pool import VerifyPool
+
+SLOW = "\\frac{" * 30 + "1" + "}{2}" * 30  # verify takes many seconds in pure Python
+
+
+def test_pool_matches_in_process():
+    tasks = [
+        (i, answers) for i, answers in enumerate([["1/2", "0.5", "3"], ["4", "5"], [None], ["x=1", "1", "1"]])
+    ]
+    with VerifyPool(LabelQuestion(), workers=2, timeout=2.0) as pool:
+        got = dict(pool.map(tasks))
+    verifier = Verifier()
+    assert {i: r.label for i, r in got.items()} == {i: label_question(a, verifier).label for i, a in tasks}
+
+
+def test_score_against_gold():
+    with VerifyPool(ScoreAgainstGold(), workers=1, timeout=2.0) as pool:
+        got = dict(pool.map([(0, ["1/2", "0.5", "2", None]), (1, [None, "3"])]))
+    assert got == {0: [1.0, 0.0, 0.0], 1: [0.0]}
+
+
+def test_watchdog_kills_stuck_worker_and_goes_on():
+    """Without soft limits only the watchdog can stop the slow answer; the run must still finish,
+    the stuck question falls back to identity labels, and the other questions are labeled normally."""
+    tasks = [(0, ["7", "7"]), (1, [SLOW, "2", "2"]), (2, ["1/2", "0.5"]), (3, ["4", "5", "5"])]
+    start = time.monotonic()
+    with VerifyPool(LabelQuestion(), workers=1, timeout=0.5, soft_limits=False, grace=0.5) as pool:
+        got = dict(pool.map(tasks))
+    assert time.monotonic() - start < 60
+    assert pool.hard_timeouts == 1
+    assert got[1].label.clusters == [1, 0, 0]  # identity fallback: "2" twice beats SLOW once
+    assert got[2].label.clusters == [0, 0]  # math equivalence still used after the restart
+    assert got[3].label.rewards == [0.0, 1.0, 1.0]
