@@ -68,7 +68,12 @@ def download(
         dl.write_sample(output, overwrite=overwrite).print()
     else:
         dl.download(
-            output, repo_id=repo_id, revision=revision, max_shards=max_shards, endpoint=endpoint
+            output,
+            repo_id=repo_id,
+            revision=revision,
+            max_shards=max_shards,
+            endpoint=endpoint,
+            overwrite=overwrite,
         ).print()
 
 
