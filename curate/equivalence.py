@@ -61,12 +61,18 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 @dataclass
 class Verifier:
-    """Parses each distinct answer once and tests equivalence in both directions, each step bounded."""
+    """Parses each distinct answer once and tests equivalence in both directions, each step bounded.
+
+    ``cached=False`` is the naive reference (the benchmark's baseline): every parse and every comparison
+    is done again. Both give identical results, since parse and verify are deterministic.
+    """
 
     timeout: float | None = DEFAULT_TIMEOUT
+    cached: bool = True
     cache_size: int = 200_000
     timeouts: int = 0
     _parsed: dict[str, list] = field(default_factory=dict)
+    _pairs: dict[tuple[str, str], bool] = field(default_factory=dict)
     _pathological: set[str] = field(default_factory=set)
 
     def parse(self, answer: str) -> list:
@@ -75,24 +81,36 @@ class Verifier:
         key = answer_key(answer)
         if key in self._pathological or len(key) > MAX_ANSWER_CHARS:
             raise Pathological(answer)
-        if key not in self._parsed:
-            try:
-                with time_limit(self.timeout):
-                    parsed = parse(f"${answer}$", parsing_timeout=None)
-            except AnswerTimeout:
-                self._mark(key)
-                raise Pathological(answer) from None
-            if len(self._parsed) >= self.cache_size:
-                self._parsed.pop(next(iter(self._parsed)))  # oldest first: a cheap bounded cache
-            self._parsed[key] = parsed
-        return self._parsed[key]
+        if key in self._parsed:
+            return self._parsed[key]
+        try:
+            with time_limit(self.timeout):
+                parsed = parse(f"${answer}$", parsing_timeout=None)
+        except AnswerTimeout:
+            self._mark(key)
+            raise Pathological(answer) from None
+        if self.cached:
+            _remember(self._parsed, key, parsed, self.cache_size)
+        return parsed
 
     def equivalent(self, a: str, b: str) -> bool:
+        key_a, key_b = answer_key(a), answer_key(b)
+        pair = (key_a, key_b) if key_a <= key_b else (key_b, key_a)
+        if pair in self._pairs:
+            return self._pairs[pair]
+        result = self._compare(a, b)
+        if self.cached:
+            _remember(self._pairs, pair, result, self.cache_size)
+        return result
+
+    def _compare(self, a: str, b: str) -> bool:
         from math_verify import verify
 
         parsed_a, parsed_b = self.parse(a), self.parse(b)
         if not parsed_a or not parsed_b:
             return False
+        if self.cached and _plain_integer(parsed_a) and _plain_integer(parsed_b):
+            return parsed_a[0] == parsed_b[0]  # what verify concludes, ~100x faster (tested)
         for gold, target in ((parsed_a, parsed_b), (parsed_b, parsed_a)):
             try:
                 with time_limit(self.timeout):
@@ -107,7 +125,20 @@ class Verifier:
 
     def _mark(self, key: str) -> None:
         self.timeouts += 1
-        self._pathological.add(key)
+        if self.cached:
+            self._pathological.add(key)
+
+
+def _plain_integer(parsed: list) -> bool:
+    import sympy
+
+    return len(parsed) == 2 and isinstance(parsed[0], sympy.Integer) and isinstance(parsed[1], str)
+
+
+def _remember(cache: dict, key, value, size: int) -> None:
+    if len(cache) >= size:
+        cache.pop(next(iter(cache)))  # oldest first: a cheap bounded cache
+    cache[key] = value
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ Writes ``trajectories/*.parquet`` and ``questions/*.parquet`` (see the card in t
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import polars as pl
@@ -76,25 +78,42 @@ def in_slice(question_ids: pl.Series, shard_index: int, num_shards: int) -> pl.S
     return question_ids.str.slice(0, 8).str.to_integer(base=16) % num_shards == shard_index
 
 
-def _extract_pass(shards: list[Path], shard_index: int, num_shards: int, total: int) -> pl.DataFrame:
-    """(question_id, sample_idx, answer) for every trace of the slice, plus question metadata."""
+def _extract_shard(path: Path, shard_no: int, shard_index: int, num_shards: int) -> pl.DataFrame:
+    """(question_id, sample_idx, answer, shard) for every trace of one shard in the slice, plus the
+    question's metadata on its sample 0 only (the text of a question is kept once, not 16 times)."""
     parts = []
     columns = ["question_id", "sample_idx", "question", "source", "difficulty", "response"]
-    with progress() as bar:
-        task = bar.add_task("vote: extract answers", total=total)
-        for path in shards:
-            for batch in iter_batches(path, columns=columns):
-                keep = in_slice(pl.from_arrow(batch.column("question_id")), shard_index, num_shards)
-                batch = batch.filter(pa.array(keep.to_list(), pa.bool_()))
-                answers, _ = extract_batch(batch.column("response"))
-                meta = pl.from_arrow(batch.drop_columns(["response"]))
-                parts.append(meta.with_columns(pl.Series("answer", answers, dtype=pl.String)))
-                bar.advance(task, len(keep))
+    for batch in iter_batches(path, columns=columns):
+        keep = in_slice(pl.from_arrow(batch.column("question_id")), shard_index, num_shards)
+        batch = batch.filter(pa.array(keep.to_list(), pa.bool_()))
+        answers, _ = extract_batch(batch.column("response"))
+        meta = pl.from_arrow(batch.drop_columns(["response"]))
+        parts.append(meta.with_columns(pl.Series("answer", answers, dtype=pl.String)))
     if not parts:
         return pl.DataFrame()
-    return pl.concat(parts).with_columns(
-        pl.col("sample_idx").cast(pl.Int64), pl.col("difficulty").cast(pl.Int64)
+    frame = pl.concat(parts).with_columns(
+        pl.col("sample_idx").cast(pl.Int64),
+        pl.col("difficulty").cast(pl.Int64),
+        pl.lit(shard_no, pl.Int32).alias("shard"),
     )
+    return frame.with_columns(pl.when(pl.col("sample_idx") == 0).then(pl.col("question")).alias("question"))
+
+
+def _extract_pass(
+    shards: list[Path], shard_index: int, num_shards: int, rows: list[int], executor: Executor
+) -> pl.DataFrame:
+    """Pass 1 over all shards in parallel (one shard per task)."""
+    futures = {
+        executor.submit(_extract_shard, path, n, shard_index, num_shards): n for n, path in enumerate(shards)
+    }
+    parts = []
+    with progress() as bar:
+        task = bar.add_task("vote: extract answers", total=sum(rows))
+        for future in as_completed(futures):
+            parts.append(future.result())
+            bar.advance(task, rows[futures[future]])
+    parts = [p for p in parts if p.height]
+    return pl.concat(parts).sort("shard") if parts else pl.DataFrame()
 
 
 def _check_unique(traces: pl.DataFrame, folder: Path) -> None:
@@ -117,7 +136,7 @@ def label_traces(
         .agg(
             pl.col("sample_idx"),
             pl.col("answer"),
-            pl.col("question").first(),
+            pl.col("question").drop_nulls().first(),
             pl.col("source").first(),
             pl.col("difficulty").first(),
         )
@@ -189,39 +208,43 @@ def run_vote(
     workers = workers or os.cpu_count() or 1
     report = StageReport("vote", output=str(output))
     shards = list_shards(input_dir)
-    total = 0
+    rows = []
     for path in shards:
         shard = open_shard(path)
         check_columns(path, shard.schema_arrow, REQUIRED)
-        total += shard.metadata.num_rows
-    if total == 0:
+        rows.append(shard.metadata.num_rows)
+    if sum(rows) == 0:
         raise InputError(f"{input_dir}: the input shards hold no rows")
 
-    traces = _extract_pass(shards, shard_index, num_shards, total)
-    if traces.height == 0:
-        raise InputError(f"{input_dir}: no trajectories in slice {shard_index} of {num_shards}")
-    _check_unique(traces, input_dir)
-    trace_labels, questions, counters = label_traces(traces, workers, timeout)
-
-    with atomic_output(output, overwrite) as tmp:
-        (tmp / "trajectories").mkdir()
-        (tmp / "questions").mkdir()
-        written = _write_trajectories(
-            shards, trace_labels, tmp / "trajectories", shard_index, num_shards, total
+    spawn = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
+    with ProcessPoolExecutor(min(workers, len(shards)), mp_context=spawn) as executor:
+        traces = _extract_pass(shards, shard_index, num_shards, rows, executor)
+        if traces.height == 0:
+            raise InputError(f"{input_dir}: no trajectories in slice {shard_index} of {num_shards}")
+        _check_unique(traces, input_dir)
+        trace_labels, questions, counters = label_traces(traces, workers, timeout)
+        trace_labels = trace_labels.join(
+            traces.select("question_id", "sample_idx", "shard"), on=["question_id", "sample_idx"]
         )
-        write_table(
-            questions.sort("question_id").to_arrow().cast(QUESTION_SCHEMA),
-            tmp / "questions" / shard_name(0, 1),
-        )
-        write_card(
-            tmp,
-            "Majority-vote labeled trajectories (offcurate vote)",
-            VOTE_CARD,
-            {
-                "trajectories": ("trajectories/*.parquet", TRAJECTORY_SCHEMA),
-                "questions": ("questions/*.parquet", QUESTION_SCHEMA),
-            },
-        )
+        with atomic_output(output, overwrite) as tmp:
+            (tmp / "trajectories").mkdir()
+            (tmp / "questions").mkdir()
+            written = _write_trajectories(
+                shards, trace_labels, tmp / "trajectories", shard_index, num_shards, rows, executor
+            )
+            write_table(
+                questions.sort("question_id").to_arrow().cast(QUESTION_SCHEMA),
+                tmp / "questions" / shard_name(0, 1),
+            )
+            write_card(
+                tmp,
+                "Majority-vote labeled trajectories (offcurate vote)",
+                VOTE_CARD,
+                {
+                    "trajectories": ("trajectories/*.parquet", TRAJECTORY_SCHEMA),
+                    "questions": ("questions/*.parquet", QUESTION_SCHEMA),
+                },
+            )
 
     status = questions.get_column("status").value_counts()
     by_status = dict(zip(status.get_column("status").to_list(), status.get_column("count").to_list()))
@@ -241,32 +264,51 @@ def run_vote(
     return report.finish()
 
 
+def _write_shard(path: Path, labels: pl.DataFrame, out: Path, shard_index: int, num_shards: int) -> int:
+    """Stream one input shard and write it with its labels joined on; returns the rows written."""
+    writer = None
+    for batch in iter_batches(path, columns=FILTER_SCHEMA.names):
+        frame = pl.from_arrow(batch).with_columns(
+            pl.col("sample_idx").cast(pl.Int64), pl.col("difficulty").cast(pl.Int64)
+        )
+        frame = frame.filter(in_slice(frame.get_column("question_id"), shard_index, num_shards))
+        if frame.height == 0:
+            continue
+        joined = frame.join(labels, on=["question_id", "sample_idx"], how="left", maintain_order="left")
+        writer = writer or ShardWriter(out, TRAJECTORY_SCHEMA)
+        writer.write(joined.to_arrow())
+    if writer is None:
+        return 0
+    writer.close()
+    return writer.rows
+
+
 def _write_trajectories(
-    shards: list[Path], labels: pl.DataFrame, folder: Path, shard_index: int, num_shards: int, total: int
+    shards: list[Path],
+    labels: pl.DataFrame,
+    folder: Path,
+    shard_index: int,
+    num_shards: int,
+    rows: list[int],
+    executor: Executor,
 ) -> int:
-    """Stream the input once more and write each shard with its labels joined on."""
-    written: list[Path] = []
+    """Pass 3, one shard per task: each task gets only the labels of its own shard."""
+    by_shard = {
+        key[0]: part.drop("shard") for key, part in labels.partition_by("shard", as_dict=True).items()
+    }
+    futures = {}
+    for n, path in enumerate(shards):
+        if n in by_shard:
+            part = folder / f".part-{n:05d}.parquet"
+            futures[executor.submit(_write_shard, path, by_shard[n], part, shard_index, num_shards)] = n
+    written = []
     with progress() as bar:
-        task = bar.add_task("vote: write trajectories", total=total)
-        for n, path in enumerate(shards):
-            writer = None
-            for batch in iter_batches(path, columns=FILTER_SCHEMA.names):
-                frame = pl.from_arrow(batch).with_columns(
-                    pl.col("sample_idx").cast(pl.Int64), pl.col("difficulty").cast(pl.Int64)
-                )
-                frame = frame.filter(in_slice(frame.get_column("question_id"), shard_index, num_shards))
-                bar.advance(task, batch.num_rows)
-                if frame.height == 0:
-                    continue
-                joined = frame.join(
-                    labels, on=["question_id", "sample_idx"], how="left", maintain_order="left"
-                )
-                writer = writer or ShardWriter(folder / f".part-{n:05d}.parquet", TRAJECTORY_SCHEMA)
-                writer.write(joined.to_arrow())
-            if writer:
-                writer.close()
-                written.append(writer.path)
-    for i, part in enumerate(written):
+        task = bar.add_task("vote: write trajectories", total=sum(rows))
+        for future in as_completed(futures):
+            if future.result():
+                written.append(folder / f".part-{futures[future]:05d}.parquet")
+            bar.advance(task, rows[futures[future]])
+    for i, part in enumerate(sorted(written)):
         part.rename(folder / shard_name(i, len(written)))
     return len(written)
 
