@@ -60,21 +60,42 @@ def distinct_answers(answers: Sequence[str | None]) -> tuple[list[str], list[int
     return forms, which
 
 
-def components(forms: Sequence[str], equivalent: Equivalent, all_pairs: bool = False) -> list[int]:
-    """Component root per distinct answer. ``all_pairs`` tests every pair (the naive reference);
-    otherwise pairs already joined are skipped, which cannot change the components."""
+def components(forms: Sequence[str], equivalent: Equivalent) -> list[int]:
+    """Component root per distinct answer; pairs already joined are skipped (it cannot change the
+    components, and saves most comparisons)."""
     uf = _UnionFind(len(forms))
     for i in range(len(forms)):
         for j in range(i + 1, len(forms)):
-            if (all_pairs or uf.find(i) != uf.find(j)) and equivalent(forms[i], forms[j]):
+            if uf.find(i) != uf.find(j) and equivalent(forms[i], forms[j]):
                 uf.union(i, j)
     return [uf.find(i) for i in range(len(forms))]
+
+
+def _all_trajectory_pairs(
+    answers: Sequence[str | None], which: Sequence[int | None], n_forms: int, equivalent: Equivalent
+) -> list[int]:
+    """The naive reference: compare every pair of answered trajectories (120 for 16 traces), identical
+    strings included, then read each distinct answer's component off its first trajectory."""
+    answered = [i for i, a in enumerate(answers) if a is not None]
+    uf = _UnionFind(len(answered))
+    for x in range(len(answered)):
+        for y in range(x + 1, len(answered)):
+            a, b = answers[answered[x]], answers[answered[y]]
+            if answer_key(a) == answer_key(b) or equivalent(a, b):
+                uf.union(x, y)
+    roots = [0] * n_forms
+    for x in reversed(range(len(answered))):
+        roots[which[answered[x]]] = uf.find(x)
+    return roots
 
 
 def label_group(answers: Sequence[str | None], equivalent: Equivalent, all_pairs: bool = False) -> GroupLabel:
     """Cluster one question's answers and score every trajectory against the plurality class."""
     forms, which = distinct_answers(answers)
-    roots = components(forms, equivalent, all_pairs=all_pairs)
+    if all_pairs:
+        roots = _all_trajectory_pairs(answers, which, len(forms), equivalent)
+    else:
+        roots = components(forms, equivalent)
     votes: dict[int, int] = {}
     first_seen: dict[int, int] = {}
     for position, form_index in enumerate(which):

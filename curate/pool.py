@@ -50,21 +50,32 @@ class VerifyPool:
     """``map`` runs ``job`` on (index, answers) tasks in ``workers`` processes; results come unordered."""
 
     def __init__(
-        self, job: Job, workers: int, timeout: float | None, soft_limits: bool = True, grace: float = 5.0
+        self,
+        job: Job,
+        workers: int,
+        timeout: float | None,
+        soft_limits: bool = True,
+        grace: float = 5.0,
+        start: bool = True,
     ):
         """``soft_limits=False`` leaves only the watchdog (tests use it to exercise the kill path);
-        ``grace`` is the watchdog's slack on top of the per-step budget."""
+        ``grace`` is the watchdog's slack on top of the per-step budget; ``start=False`` defers
+        starting the workers to ``start()``."""
         self.job, self.workers, self.timeout = job, max(1, workers), timeout
-        self.soft_limits, self.grace = soft_limits, grace
+        self.soft_limits, self.grace, self._autostart = soft_limits, grace, start
         self.hard_timeouts = 0
         self._ctx = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
         self._slots: list[_Slot] = []
+        self._waiting = True
 
     def __enter__(self) -> VerifyPool:
-        self._slots = [self._start() for _ in range(self.workers)]
-        for slot in self._slots:
-            self._ready(slot)
+        if self._autostart:
+            self.start()
         return self
+
+    def start(self) -> None:
+        """Spawn the workers; they signal readiness once math-verify is imported (awaited lazily)."""
+        self._slots = [self._start() for _ in range(self.workers)]
 
     def __exit__(self, *exc) -> None:
         for slot in self._slots:
@@ -106,6 +117,10 @@ class VerifyPool:
             slot.conn.send(batch)
 
     def map(self, tasks: Iterable[Task]) -> Iterator[tuple[int, object]]:
+        if self._waiting:
+            for slot in self._slots:
+                self._ready(slot)
+            self._waiting = False
         tasks = iter(tasks)
         for slot in self._slots:
             self._feed(slot, tasks)

@@ -126,10 +126,8 @@ def _check_unique(traces: pl.DataFrame, folder: Path) -> None:
         )
 
 
-def label_traces(
-    traces: pl.DataFrame, workers: int, timeout: float | None
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """Label every question of ``traces``: per-trace labels and the per-question table."""
+def label_traces(traces: pl.DataFrame, pool: VerifyPool) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """Label every question of ``traces`` on ``pool``: per-trace labels and the per-question table."""
     grouped = (
         traces.sort("question_id", "sample_idx")
         .group_by("question_id", maintain_order=True)
@@ -143,7 +141,7 @@ def label_traces(
     )
     tasks = ((i, answers) for i, answers in enumerate(grouped.get_column("answer").to_list()))
     results = [None] * grouped.height
-    with VerifyPool(LabelQuestion(), workers, timeout) as pool, progress() as bar:
+    with progress() as bar:
         task = bar.add_task("vote: label questions", total=grouped.height)
         for index, result in pool.map(tasks):
             results[index] = result
@@ -217,12 +215,16 @@ def run_vote(
         raise InputError(f"{input_dir}: the input shards hold no rows")
 
     spawn = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
-    with ProcessPoolExecutor(min(workers, len(shards)), mp_context=spawn) as executor:
+    with (
+        ProcessPoolExecutor(min(workers, len(shards)), mp_context=spawn) as executor,
+        VerifyPool(LabelQuestion(), workers, timeout, start=False) as pool,
+    ):
+        pool.start()  # workers import math-verify while pass 1 runs
         traces = _extract_pass(shards, shard_index, num_shards, rows, executor)
         if traces.height == 0:
             raise InputError(f"{input_dir}: no trajectories in slice {shard_index} of {num_shards}")
         _check_unique(traces, input_dir)
-        trace_labels, questions, counters = label_traces(traces, workers, timeout)
+        trace_labels, questions, counters = label_traces(traces, pool)
         trace_labels = trace_labels.join(
             traces.select("question_id", "sample_idx", "shard"), on=["question_id", "sample_idx"]
         )
