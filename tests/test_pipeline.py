@@ -1,0 +1,56 @@
+"""``offcurate pipeline`` on the embedded sample: every stage reads the previous one's output."""
+
+import sys
+
+import polars as pl
+import pytest
+
+from offcurate.cli import main
+from offcurate.data import SAMPLE_DIR
+
+pytestmark = pytest.mark.skipif(
+    not list(SAMPLE_DIR.glob("*.parquet")), reason="embedded sample not generated"
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline") / "demo"
+    argv = sys.argv
+    sys.argv = ["offcurate", "pipeline", "-o", str(out), "--workers", "2"]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        sys.argv = argv
+    assert exit_info.value.code == 0
+    return out
+
+
+def test_stage_folders_and_cards(run):
+    for stage in ("raw", "math", "voted", "stats"):
+        assert (run / stage / "README.md").exists(), stage
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary folders left
+
+
+def test_counts_chain_through(run):
+    math = pl.read_parquet(run / "math" / "*.parquet")
+    traces = pl.read_parquet(run / "voted" / "trajectories" / "*.parquet")
+    questions = pl.read_parquet(run / "voted" / "questions" / "*.parquet")
+    by_group = pl.read_parquet(run / "stats" / "by_group.parquet")
+    assert math.height == traces.height == 48 * 16
+    assert questions.height == 48 and questions["n_samples"].to_list() == [16] * 48
+    overall = by_group.filter(pl.col("source") == "(all)").row(0, named=True)
+    assert overall["questions"] == 48
+    assert overall["all_positive"] == questions["all_positive"].sum() > 0
+    assert sorted(p.name for p in (run / "stats").glob("*.png")) == [
+        "all_positive_by_difficulty.png",
+        "pass_rate_hist.png",
+    ]
+
+
+def test_existing_pipeline_output_needs_overwrite(run, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["offcurate", "pipeline", "-o", str(run)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
