@@ -21,17 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FILTER_SCHEMA = pa.schema(
-    [
-        ("question_id", pa.string()),
-        ("sample_idx", pa.int64()),
-        ("question", pa.string()),
-        ("response", pa.string()),
-        ("source", pa.string()),
-        ("difficulty", pa.int64()),
-        ("finished", pa.bool_()),
-    ]
-)
+from offcurate.curate.filter import OUTPUT_SCHEMA as FILTER_SCHEMA
+
 G = 16
 WORDS = (  # noqa: SIM905
     "the of and to in is we that for it this with as be are so let then by on at from which its not all "

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from offcurate.curate.equivalence import Verifier, label_question
 from offcurate.curate.extract import extract_answer
 from offcurate.curate.shards import list_shards
+from offcurate.curate.vote import TRACE_LABEL_SCHEMA
 
 
 def naive_labels(folder: Path, timeout: float, out: Path | None = None) -> pl.DataFrame:
@@ -35,16 +37,8 @@ def naive_labels(folder: Path, timeout: float, out: Path | None = None) -> pl.Da
         rows["cluster"] += result.label.clusters
         rows["reward"] += result.label.rewards
         rows["status"] += [result.label.status] * n
-    labels = pl.DataFrame(
-        rows,
-        schema={
-            "question_id": pl.String,
-            "sample_idx": pl.Int64,
-            "answer": pl.String,
-            "cluster": pl.Int64,
-            "reward": pl.Float64,
-            "status": pl.String,
-        },
+    labels = pl.from_arrow(
+        pa.Table.from_pydict(rows, TRACE_LABEL_SCHEMA.append(pa.field("status", pa.string())))
     )
     if out is not None:  # write the labeled traces too, as `vote` does, so both sides pay the I/O
         out.mkdir(parents=True, exist_ok=True)

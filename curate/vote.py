@@ -52,6 +52,7 @@ REQUIRED = {
 }
 LABEL_FIELDS = [("answer", pa.string()), ("cluster", pa.int64()), ("reward", pa.float64())]
 TRAJECTORY_SCHEMA = pa.schema(list(FILTER_SCHEMA) + LABEL_FIELDS)
+TRACE_LABEL_SCHEMA = pa.schema([("question_id", pa.string()), ("sample_idx", pa.int64()), *LABEL_FIELDS])
 QUESTION_SCHEMA = pa.schema(
     [
         ("question_id", pa.string()),
@@ -178,16 +179,7 @@ def label_traces(traces: pl.DataFrame, pool: VerifyPool) -> tuple[pl.DataFrame, 
         ):
             per_question[name].append(value)
     counters["answers dropped (timeout or >1000 chars)"] = dropped_answers
-    trace_labels = pl.DataFrame(
-        per_trace,
-        schema={
-            "question_id": pl.String,
-            "sample_idx": pl.Int64,
-            "answer": pl.String,
-            "cluster": pl.Int64,
-            "reward": pl.Float64,
-        },
-    )
+    trace_labels = pl.from_arrow(pa.Table.from_pydict(per_trace, TRACE_LABEL_SCHEMA))
     questions = pl.from_arrow(pa.Table.from_pydict(per_question, QUESTION_SCHEMA))
     return trace_labels, questions, counters
 
