@@ -73,13 +73,13 @@ class Verifier:
     timeouts: int = 0
     _parsed: dict[str, list] = field(default_factory=dict)
     _pairs: dict[tuple[str, str], bool] = field(default_factory=dict)
-    _pathological: set[str] = field(default_factory=set)
+    pathological: set[str] = field(default_factory=set)  # keys of answers that timed out
 
     def parse(self, answer: str) -> list:
         from math_verify import parse
 
         key = answer_key(answer)
-        if key in self._pathological or len(key) > MAX_ANSWER_CHARS:
+        if key in self.pathological or len(key) > MAX_ANSWER_CHARS:
             raise Pathological(answer)
         if key in self._parsed:
             return self._parsed[key]
@@ -126,7 +126,7 @@ class Verifier:
     def _mark(self, key: str) -> None:
         self.timeouts += 1
         if self.cached:
-            self._pathological.add(key)
+            self.pathological.add(key)
 
 
 def _plain_integer(parsed: list) -> bool:

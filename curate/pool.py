@@ -31,11 +31,15 @@ def _worker(conn: Connection, job: Job, timeout: float | None) -> None:
     verifier = Verifier(timeout=timeout)
     conn.send(("ready", None))
     while True:
-        batch = conn.recv()
-        if batch is None:
+        message = conn.recv()
+        if message is None:
             return
+        known_bad, batch = message
+        verifier.pathological.update(known_bad)  # found by other workers: never pay their timeout twice
         for index, answers in batch:
-            conn.send((index, job.run(answers, verifier)))
+            before = set(verifier.pathological)
+            result = job.run(answers, verifier)
+            conn.send((index, result, verifier.pathological - before))
 
 
 @dataclass
@@ -44,6 +48,7 @@ class _Slot:
     conn: Connection
     pending: deque  # tasks sent, not yet answered
     since: float = 0.0  # when the oldest pending task became the one in progress
+    bad_seen: int = 0  # how much of the pool's pathological list this worker has been sent
 
 
 class VerifyPool:
@@ -67,6 +72,7 @@ class VerifyPool:
         self._ctx = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
         self._slots: list[_Slot] = []
         self._waiting = True
+        self._bad: list[str] = []  # pathological answer keys found by any worker
 
     def __enter__(self) -> VerifyPool:
         if self._autostart:
@@ -108,13 +114,17 @@ class VerifyPool:
             return float("inf")
         return self.timeout * (len({a for a in task[1] if a is not None}) + 2) + self.grace
 
+    def _send(self, slot: _Slot, batch: list[Task]) -> None:
+        slot.pending.extend(batch)
+        slot.conn.send((self._bad[slot.bad_seen :], batch))
+        slot.bad_seen = len(self._bad)
+
     def _feed(self, slot: _Slot, tasks: Iterator[Task]) -> None:
         batch = [task for _, task in zip(range(BATCH), tasks)]
         if batch:
             if not slot.pending:
                 slot.since = time.monotonic()
-            slot.pending.extend(batch)
-            slot.conn.send(batch)
+            self._send(slot, batch)
 
     def map(self, tasks: Iterable[Task]) -> Iterator[tuple[int, object]]:
         if self._waiting:
@@ -129,7 +139,8 @@ class VerifyPool:
             ready = wait([slot.conn for slot in busy], timeout=1.0)
             for slot in busy:
                 if slot.conn in ready:
-                    index, result = slot.conn.recv()
+                    index, result, bad = slot.conn.recv()
+                    self._bad += sorted(bad - set(self._bad))
                     slot.pending.popleft()
                     slot.since = time.monotonic()
                     yield index, result
@@ -150,7 +161,6 @@ class VerifyPool:
         self._slots[self._slots.index(slot)] = fresh
         if rest:
             fresh.since = time.monotonic()
-            fresh.pending.extend(rest)
-            fresh.conn.send(rest)
+            self._send(fresh, rest)
         else:
             self._feed(fresh, tasks)
