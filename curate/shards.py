@@ -20,6 +20,7 @@ from .errors import InputError, OutputExistsError
 
 ROW_GROUP_ROWS = 512  # ~25 MB of 50 KB traces per row group: good for scans, small enough to stream
 COMPRESSION = "zstd"
+LONG_TEXT = {"response"}  # unique ~50 KB strings: dictionary pages and min/max statistics only cost time
 
 TypeCheck = Callable[[pa.DataType], bool]
 
@@ -100,7 +101,10 @@ class ShardWriter:
 
     def __init__(self, path: Path, schema: pa.Schema):
         self.path, self.schema, self.rows = path, schema, 0
-        self._writer = pq.ParquetWriter(path, schema, compression=COMPRESSION)
+        short = [name for name in schema.names if name not in LONG_TEXT]
+        self._writer = pq.ParquetWriter(
+            path, schema, compression=COMPRESSION, use_dictionary=short, write_statistics=short
+        )
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         if isinstance(table, pa.RecordBatch):
