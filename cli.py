@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from .curate.errors import OffcurateError
+from .train.command import train
 
 app = typer.Typer(
     name="offcurate",
@@ -205,6 +206,9 @@ def pipeline(
     for report in reports:
         report.print()
     console.print(summary_table(reports))
+
+
+app.command("train")(train)
 
 
 def _parse_edges(edges: str | None) -> tuple[float, ...] | None:

@@ -25,7 +25,7 @@ def test_console_script_runs_outside_checkout(tmp_path):
     result = _run(["offcurate", "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
     listed = set(re.findall(r"^│ (\w+) ", result.stdout, flags=re.MULTILINE))
-    assert {"download", "filter", "vote", "stats", "pipeline"} <= listed
+    assert {"download", "filter", "vote", "stats", "pipeline", "train"} <= listed
 
 
 def test_package_imports_outside_checkout_without_bare_modules(tmp_path):
@@ -68,6 +68,6 @@ def test_wheel_maps_folders_under_offcurate(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     code = [n for n in names if n.endswith(".py")]
     assert code and all(n.startswith("offcurate/") for n in code), code
-    assert {"offcurate/cli.py", "offcurate/curate/vote.py", "offcurate/data/__init__.py"} <= set(names)
+    assert {"offcurate/cli.py", "offcurate/curate/vote.py", "offcurate/train/objective.py"} <= set(names)
     assert not any(n.startswith(("offcurate/tests/", "offcurate/bench/")) for n in names)
     assert any(n.startswith("offcurate/data/sample/") and n.endswith(".parquet") for n in names)

@@ -3,8 +3,9 @@
     offcurate train -i runs/demo/voted -o runs/train --model tiny-random --max-steps 20
 
 Modules: ``objective`` (the math, pure), ``data`` (lazy Parquet reading, chat-template tokenisation),
-``packing`` (padding-free micro-batches), ``model`` (loading, packed attention, chunked log-probs),
-``optim`` (AdamW, warmup + cosine), ``checkpoint`` (HF format + resumable state), ``metrics`` (MFU,
-metrics.jsonl, live view), ``engine`` (the loop), ``tiny`` (an offline tiny model), ``command`` (the CLI).
+``steps`` (whole questions per optimizer step), ``packing`` (padding-free micro-batches), ``model``
+(loading, packed attention, chunked log-probs), ``optim`` (AdamW, warmup + cosine), ``checkpoint``
+(HF format + resumable state), ``metrics`` (MFU, metrics.jsonl, live view), ``config`` (options, resume
+checks), ``engine`` (the loop), ``tiny`` (an offline tiny model), ``command`` (the CLI).
 torch and transformers are imported only inside these modules, never by ``offcurate.cli`` at import time.
 """

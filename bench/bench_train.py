@@ -1,0 +1,298 @@
+"""GPU benchmark of the ``offcurate train`` step against the naive anchor, side by side in one run.
+
+    python bench/bench_train.py                               # every case of the issue (H100/H200, ~10 min)
+    python bench/bench_train.py --cases 1.5B@16K --compile    # one case, plus a torch.compile variant
+    python bench/bench_train.py --append BENCHMARKS.md        # also append the table as Markdown
+    python bench/bench_train.py --smoke                       # CPU, tiny shapes, 2 steps: checks the script
+
+Random-init Qwen2.5-shaped models (no weights can be fetched on the lent GPU). Modes:
+naive   shared/bench/train_step_anchor.py's step: bf16 weights, SDPA, checkpointing, full logits ->
+        float32 log_softmax -> gather, fused AdamW; one sequence of T tokens per step.
+ours    the project's step (offcurate.train.engine.accumulate): packed rows (varlen flash attention on
+        CUDA), chunked log-probs at response tokens only, checkpointing, bf16-mixed (fp32 master weights
+        and AdamW states), fused AdamW, gradient clipping. ``sel`` checkpoints every 2nd layer only.
+lean    ours with bf16 weights and AdamW states and the optimizer stepped inside backward (no gradient
+        buffers, no clipping): the low-memory configuration.
+lora    7B with peft LoRA (r=64 on every projection), when peft is installed.
+MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from offcurate.train.engine import accumulate, micro_batches
+from offcurate.train.metrics import measure_matmul_peak, model_flops
+from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention
+from offcurate.train.objective import ObjectiveConfig
+from offcurate.train.optim import build_optimizer, clip_gradients, optimizer_in_backward
+from offcurate.train.packing import Sample
+
+SHAPES = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True),
+    "0.5B": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    "1.5B": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    "7B": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
+}  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One row: a model shape, a mode, trajectory length ``seq`` and how many are packed per step."""
+
+    shape: str
+    mode: str  # naive | ours | lean | lora
+    seq: int
+    per_step: int = 1
+    ckpt_every: int = 1  # 1: every layer, 2: every 2nd (selective), 0: none
+    compile: bool = False
+    target: str = ""
+    result: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        extra = {0: " no-ckpt", 1: "", 2: " sel"}.get(self.ckpt_every, f" ckpt/{self.ckpt_every}")
+        return f"{self.mode}{extra}{' compile' if self.compile else ''}"
+
+
+def with_compile(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
+    """Add a torch.compile variant of every non-naive run."""
+    for runs in groups.values():
+        runs += [Run(r.shape, r.mode, r.seq, r.per_step, r.ckpt_every, True, r.target) for r in runs[1:]]
+    return groups
+
+
+def cases() -> dict[str, list[Run]]:
+    """The issue's targets, each with the naive anchor beside it."""
+    return {
+        "0.5B@4K": [Run("0.5B", "naive", 4096), Run("0.5B", "ours", 4096, per_step=8, target=">=2.5x naive")],
+        "1.5B@16K": [
+            Run("1.5B", "naive", 16384),
+            Run("1.5B", "ours", 16384, target=">=50% MFU, <=40 GiB"),
+            Run("1.5B", "ours", 16384, ckpt_every=2, target=">=50% MFU, <=40 GiB"),
+        ],
+        "1.5B@32K": [Run("1.5B", "naive", 32768), Run("1.5B", "lean", 32768, target=">=40% MFU, <=20 GiB")],
+        "7B@16K": [
+            Run("7B", "lean", 16384, target="fits 80 GB"),
+            Run("7B", "lora", 16384, target="fits 80 GB"),
+        ],
+    }
+
+
+def smoke_cases() -> dict[str, list[Run]]:
+    return {
+        "tiny@256": [
+            Run("tiny", "naive", 256),
+            Run("tiny", "ours", 256, per_step=4),
+            Run("tiny", "ours", 256, per_step=4, ckpt_every=2),
+            Run("tiny", "lean", 256),
+        ]
+    }
+
+
+def build(shape: str, device: torch.device, dtype: torch.dtype, seq: int):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = Qwen2Config(
+        rope_theta=1e6, max_position_embeddings=max(32768, seq), use_cache=False, **SHAPES[shape]
+    )
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build in the final dtype: a 7B fp32 copy would not fit beside it
+    try:
+        with torch.device(device):
+            return Qwen2ForCausalLM(cfg)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def naive_step(model, ids: torch.Tensor, adv: torch.Tensor, eps: float = 0.2) -> torch.Tensor:
+    """The anchor: full logits -> float32 log_softmax -> gather, LUFFY token loss averaged over tokens."""
+    logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    p = logp.exp()
+    loss = -(torch.minimum(p * adv, torch.clamp(p, min=1 - eps) * adv)).mean()
+    loss.backward()
+    return loss
+
+
+def _samples(run: Run, vocab: int, prompt: int = 128) -> list[Sample]:
+    g = torch.Generator().manual_seed(1)
+    n_prompt = min(prompt, run.seq // 2)
+    return [
+        Sample(torch.randint(0, vocab, (run.seq,), generator=g).tolist(), n_prompt,
+               float(torch.randn(1, generator=g)), 1.0 / (run.per_step * (run.seq - n_prompt)))
+        for _ in range(run.per_step)
+    ]  # fmt: skip
+
+
+def _make_step(run: Run, model, device: torch.device):
+    """A closure doing one optimizer step of ``run`` (model already built and on the device)."""
+    vocab = model.config.vocab_size
+    if run.mode == "naive":
+        set_attention(model, "sdpa")
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=device.type == "cuda")
+        ids = torch.randint(0, vocab, (1, run.seq), device=device)
+        adv = torch.randn(1, run.seq - 1, device=device)
+
+        def step() -> None:
+            naive_step(model, ids, adv)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return step
+    set_attention(model, "offcurate_varlen" if device.type == "cuda" else "sdpa")
+    precision = resolve_precision("bf16-mixed" if run.mode == "ours" else "bf16", device)
+    batches = micro_batches(_samples(run, vocab), budget=run.seq * run.per_step)
+    objective = ObjectiveConfig()
+    if run.mode == "ours":
+        opt = build_optimizer(model, 1e-6, 0.0, device)
+
+        def step() -> None:
+            accumulate(model, batches, objective, precision, device, chunk=1024)
+            clip_gradients(model, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return step
+    optimizer_in_backward(model, 1e-6)
+    return lambda: accumulate(model, batches, objective, precision, device, chunk=1024)
+
+
+def _prepare(run: Run, device: torch.device):
+    # the same precisions on CPU (--smoke) as on the GPU, so the smoke run covers the same code
+    dtype = torch.float32 if run.mode == "ours" else torch.bfloat16
+    model = build(run.shape, device, dtype, run.seq)
+    if run.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        model = get_peft_model(
+            model, LoraConfig(r=64, lora_alpha=128, target_modules=targets)
+        ).base_model.model
+    if run.ckpt_every:
+        enable_checkpointing(model, run.ckpt_every)
+    model.train()
+    if run.compile:
+        for layer in model.model.layers:
+            layer.compile(dynamic=False)
+    return model
+
+
+def measure(run: Run, device: torch.device, peak: float | None, steps: int, warmup: int) -> None:
+    """Fill ``run.result`` with tokens/s, MFU, peak memory (or the error that stopped it)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    try:
+        if run.mode == "lora":
+            import peft  # noqa: F401
+        model = _prepare(run, device)
+        n_params = sum(p.numel() for p in model.parameters())
+        step = _make_step(run, model, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for i in range(warmup + steps):
+            if i == warmup:
+                sync()
+                start = time.perf_counter()
+            step()
+        sync()
+        seconds = (time.perf_counter() - start) / steps
+    except ImportError as err:
+        run.result = {"error": f"skipped ({err.name} not installed)"}
+        return
+    except torch.OutOfMemoryError:
+        run.result = {"error": "OOM"}
+        return
+    except Exception as err:  # one failing variant (e.g. compile) must not lose the other rows
+        run.result = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"}
+        return
+    finally:
+        model = step = None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    cfg = SHAPES[run.shape]
+    lengths = [run.seq] * run.per_step
+    flops = model_flops(n_params, cfg["num_hidden_layers"], cfg["hidden_size"], lengths)
+    run.result = {
+        "tokens_per_s": sum(lengths) / seconds,
+        "mfu": flops / seconds / peak if peak else None,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+    }
+
+
+def table(groups: dict[str, list[Run]]) -> list[str]:
+    """Markdown rows; `vs naive` divides tokens/s by the naive row of the same case."""
+    lines = ["| case | mode | tokens/step | tok/s | MFU | peak GiB | vs naive | target |", "|" + "---|" * 8]
+    for name, runs in groups.items():
+        naive = next((r.result.get("tokens_per_s") for r in runs if r.mode == "naive"), None)
+        for r in runs:
+            res = r.result
+            if "error" in res:
+                lines.append(
+                    f"| {name} | {r.label} | {r.seq * r.per_step} | {res['error']} | | | | {r.target} |"
+                )
+                continue
+            mfu = f"{100 * res['mfu']:.1f}%" if res["mfu"] is not None else "-"
+            mem = f"{res['peak_gib']:.1f}" if res["peak_gib"] is not None else "-"
+            ratio = f"{res['tokens_per_s'] / naive:.2f}x" if naive and r.mode != "naive" else ""
+            lines.append(
+                f"| {name} | {r.label} | {r.seq * r.per_step} | {res['tokens_per_s']:,.0f} | {mfu} | {mem} "
+                f"| {ratio} | {r.target} |"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", help="comma-separated subset of: " + ", ".join(cases()))
+    parser.add_argument("--compile", action="store_true", help="add torch.compile variants of every run")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per run (after warmup)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps first (compilation happens here)"
+    )
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny shapes: check the script end to end")
+    parser.add_argument("--append", type=Path, help="append the Markdown table to this file")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        device, groups, args.steps, args.warmup = torch.device("cpu"), smoke_cases(), 2, 1
+        torch.set_num_threads(1)  # tiny matrices: threads only add contention
+    elif not torch.cuda.is_available():
+        print("bench_train.py needs a CUDA GPU (or --smoke for a CPU check)", file=sys.stderr)
+        return 2
+    else:
+        device, groups = torch.device("cuda"), cases()
+        if args.cases:
+            groups = {k: v for k, v in groups.items() if k in args.cases.split(",")}
+    if args.compile:
+        groups = with_compile(groups)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
+    peak = measure_matmul_peak(device)
+    header = f"bench_train.py on {name}, torch {torch.__version__}" + (
+        f", measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s" if peak else " (smoke: no MFU)"
+    )
+    print(header, flush=True)
+    for runs in groups.values():
+        for run in runs:
+            measure(run, device, peak, args.steps, args.warmup)
+            print(f"  {run.shape} {run.label} T={run.seq}x{run.per_step}: {run.result}", flush=True)
+    lines = table(groups)
+    print("\n".join(lines))
+    if args.append:
+        with args.append.open("a") as f:
+            f.write(f"\n### {time.strftime('%Y-%m-%d')} {header}\n\n" + "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The options of a training run, their checks, and what may change when a run is resumed.
+
+    cfg = TrainConfig(input=Path("runs/demo/voted"), output=Path("runs/train"), model="tiny-random")
+    cfg.validate()                          # OffcurateError with the option's name on a bad value
+
+RUN/config.json stores the options. ``--resume`` refuses to continue with options that change the
+objective or the data order (``IDENTITY``): the result would be neither run. Throughput and bookkeeping
+options (micro-batch budget, chunk size, save cadence, --max-steps) may change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..curate.errors import OffcurateError
+from .objective import ObjectiveConfig
+
+OBJECTIVE_KEYS = tuple(ObjectiveConfig.__dataclass_fields__)
+IDENTITY = (
+    "model",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "questions_per_step",
+    "max_len",
+    "seed",
+    "shuffle",
+    "epochs",
+    "dtype",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``offcurate train`` accepts (see ``offcurate train --help`` for what each one does)."""
+
+    input: Path
+    output: Path
+    model: str
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    max_steps: int | None = None
+    epochs: int = 1
+    questions_per_step: int = 8
+    tokens_per_micro_batch: int = 32768
+    max_len: int = 32768
+    logprob_chunk: int = 1024
+    grad_clip: float = 1.0
+    seed: int = 0
+    shuffle: bool = True
+    save_every: int = 100
+    keep_last: int = 2
+    resume: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    attn: str = "auto"
+    gradient_checkpointing: bool = True
+
+    def validate(self) -> None:
+        checks = [
+            (self.lr > 0, "--lr must be > 0"),
+            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
+            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be >= 1"),
+            (self.epochs >= 1, "--epochs must be >= 1"),
+            (self.questions_per_step >= 1, "--questions-per-step must be >= 1"),
+            (self.max_len >= 2, "--max-len must be >= 2 (a prompt token and a response token)"),
+            (
+                self.tokens_per_micro_batch >= self.max_len,
+                f"--tokens-per-micro-batch ({self.tokens_per_micro_batch}) must be >= --max-len "
+                f"({self.max_len}) so the longest trajectory fits in one micro-batch",
+            ),
+            (self.logprob_chunk >= 1, "--logprob-chunk must be >= 1"),
+            (self.save_every >= 0, "--save-every must be >= 0 (0: only at the end)"),
+            (self.keep_last >= 0, "--keep-last must be >= 0 (0: keep all)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OffcurateError(message)
+        if self.resume and self.overwrite:
+            raise OffcurateError("--resume and --overwrite exclude each other")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input"], data["output"] = str(self.input), str(self.output)
+        return data
+
+    def save(self, run_dir: Path) -> None:
+        (run_dir / "config.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    def check_resumable(self, run_dir: Path) -> None:
+        """Refuse to resume with options that change the math or the data order; name each one."""
+        path = run_dir / "config.json"
+        if not path.is_file():
+            raise OffcurateError(f"{path}: missing; this folder was not written by offcurate train")
+        saved, mine = _flat(json.loads(path.read_text())), _flat(self.to_json())
+        keys = [k for k in mine if k in IDENTITY or k in OBJECTIVE_KEYS]
+        changed = [
+            f"--{k.replace('_', '-')} {saved.get(k)!r} -> {mine[k]!r}"
+            for k in keys
+            if saved.get(k) != mine[k]
+        ]
+        if changed:
+            raise OffcurateError(f"{run_dir}: cannot resume with changed options: {'; '.join(changed)}")
+
+
+def _flat(data: dict[str, Any]) -> dict[str, Any]:
+    """The objective's fields at top level, named like their CLI options (loss, bias, eps, ...)."""
+    flat = {k: v for k, v in data.items() if k != "objective"}
+    flat.update(data.get("objective") or {})
+    return flat

@@ -1,0 +1,284 @@
+"""The training loop of ``offcurate train``: micro-batches -> gradient accumulation -> one AdamW step.
+
+    from offcurate.train.engine import run_training
+    report = run_training(TrainConfig(input=..., output=..., model="tiny-random", max_steps=20))
+
+One optimizer step = Q whole questions (``steps.StepStream``), packed into micro-batches of at most
+``--tokens-per-micro-batch`` tokens (``packing``); each micro-batch's loss -Σ w·term is backpropagated at
+once and the gradients add up, so the step's gradient is that of the exact step loss. Then: clip, AdamW,
+scheduler, a metrics row, maybe a checkpoint. ``accumulate`` is the compute of one step and is what
+bench/bench_train.py times.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..curate.errors import InputError, OutputExistsError
+from ..curate.report import StageReport
+from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
+from .config import TrainConfig
+from .data import ChatEncoder, RowReader, VotedIndex, open_voted
+from .metrics import (
+    MetricsLog,
+    describe,
+    live_view,
+    log_plain,
+    measure_matmul_peak,
+    model_flops,
+    peak_memory_gib,
+    reset_peak_memory,
+    summarise,
+)
+from .model import (
+    Precision,
+    count_parameters,
+    enable_checkpointing,
+    load_model,
+    load_tokenizer,
+    packed_logprobs,
+    resolve_device,
+    resolve_precision,
+)
+from .objective import ObjectiveConfig, k3_kl, token_terms, weighted_loss
+from .optim import build_optimizer, build_scheduler, clip_gradients
+from .packing import MicroBatch, Sample, build_micro_batch, pack
+from .steps import StepBatch, StepStream
+from .tiny import TINY_MODEL, write_tiny_model
+
+
+@dataclass
+class StepStats:
+    """Sums over the micro-batches of one step (tensors stay on the device until the step ends)."""
+
+    loss: torch.Tensor
+    prob_sum: torch.Tensor
+    kl_sum: torch.Tensor
+    n_loss_tokens: int
+    seq_lengths: list[int]
+
+
+def micro_batches(samples: list[Sample], budget: int) -> list[MicroBatch]:
+    """Pack a step's samples into padding-free rows of at most ``budget`` tokens."""
+    bins = pack([len(s.input_ids) for s in samples], budget)
+    return [build_micro_batch([samples[i] for i in b]) for b in bins]
+
+
+def accumulate(
+    model: torch.nn.Module,
+    batches: list[MicroBatch],
+    objective: ObjectiveConfig,
+    precision: Precision,
+    device: torch.device,
+    chunk: int = 1024,
+    ref_model: torch.nn.Module | None = None,
+) -> StepStats:
+    """Forward + backward of every micro-batch; gradients accumulate in ``.grad``, the loss is returned."""
+    zero = torch.zeros((), device=device)
+    stats = StepStats(zero.clone(), zero.clone(), zero.clone(), 0, [])
+    for cpu_batch in batches:
+        mb = cpu_batch.to(device)
+        ref_logp = None
+        if ref_model is not None:
+            with torch.no_grad():
+                ref_logp = packed_logprobs(ref_model, mb, precision, chunk)
+        logp = packed_logprobs(model, mb, precision, chunk)
+        terms = token_terms(logp, mb.advantages, objective, ref_logp)
+        loss = weighted_loss(terms, mb.weights)
+        loss.backward()
+        with torch.no_grad():
+            stats.loss += loss.detach()
+            stats.prob_sum += logp.detach().exp().sum()
+            if ref_logp is not None:
+                stats.kl_sum += k3_kl(logp.detach(), ref_logp).sum()
+        stats.n_loss_tokens += int(mb.targets.numel())
+        stats.seq_lengths.extend(cpu_batch.seq_lengths)
+    return stats
+
+
+def _prepare_run_dir(cfg: TrainConfig) -> None:
+    """Fresh run: an empty folder (--overwrite deletes only an earlier train run). Resume: same options."""
+    out = cfg.output
+    if cfg.resume:
+        cfg.check_resumable(out)
+    elif out.exists() and any(out.iterdir()):
+        if not cfg.overwrite:
+            raise OutputExistsError(
+                f"{out}: output folder exists and is not empty (pass --overwrite or --resume)"
+            )
+        if not (out / "config.json").is_file():
+            raise OutputExistsError(f"{out}: not an offcurate train run folder; refusing to delete it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out)  # on resume: records the options of the latest invocation (same identity)
+
+
+def _model_source(cfg: TrainConfig) -> str:
+    if cfg.model != TINY_MODEL:
+        return cfg.model
+    folder = cfg.output / TINY_MODEL
+    if not (folder / "config.json").is_file():
+        write_tiny_model(folder, seed=cfg.seed)
+    return str(folder)
+
+
+@dataclass
+class Session:
+    """Everything a run holds while it trains (built by ``_setup``, fresh or from a checkpoint)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    precision: Precision
+    index: VotedIndex
+    tokenizer: object
+    model: torch.nn.Module
+    ref_model: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    stream: StepStream
+    step: int
+    total: int
+
+    def data_state(self) -> dict:
+        return {**self.stream.state(), "fingerprint": self.index.fingerprint}
+
+    def save(self) -> None:
+        save_checkpoint(
+            self.cfg.output, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
+            self.data_state(), self.cfg.keep_last,
+        )  # fmt: skip
+
+
+def _setup(cfg: TrainConfig, report: StageReport) -> Session:
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.dtype, device)
+    index = open_voted(cfg.input)
+    _prepare_run_dir(cfg)
+    torch.manual_seed(cfg.seed)
+    source = _model_source(cfg)
+    state, weights_from = None, source
+    if cfg.resume:
+        weights_from = str(latest_checkpoint(cfg.output))
+        state = load_state(Path(weights_from))
+        if state["data"].get("fingerprint") != index.fingerprint:
+            raise InputError(f"{cfg.input}: the input changed since {weights_from} was written")
+    tokenizer = load_tokenizer(weights_from)
+    model = load_model(weights_from, precision, device, cfg.attn)
+    positions = getattr(model.config, "max_position_embeddings", cfg.max_len)
+    if cfg.max_len > positions:
+        report.counts["warning"] = f"--max-len above the model's {positions} positions"
+    ref_model = None
+    if cfg.objective.beta > 0:
+        ref_model = load_model(source, precision, device, cfg.attn).eval().requires_grad_(False)
+    model.train()
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
+
+    total = cfg.max_steps or -(-len(index.groups) // cfg.questions_per_step) * cfg.epochs
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, device)
+    scheduler = build_scheduler(optimizer, cfg.warmup_steps, total)
+    data = state["data"] if state else {"epoch": 0, "position": 0, "dropped": {}}
+    stream = StepStream(
+        index, RowReader(index.shards), ChatEncoder(tokenizer), cfg.objective, cfg.questions_per_step,
+        cfg.max_len, seed=cfg.seed, shuffle=cfg.shuffle, epochs=None if cfg.max_steps else cfg.epochs,
+        epoch=data["epoch"], position=data["position"],
+    )  # fmt: skip
+    stream.dropped.update(data["dropped"])
+    step = 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        step = int(state["step"])
+    return Session(
+        cfg, device, precision, index, tokenizer, model, ref_model, optimizer, scheduler, stream, step, total
+    )
+
+
+def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float | None) -> dict:
+    """One optimizer step on ``batch``; returns its metrics row."""
+    cfg, device = s.cfg, s.device
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    stats = accumulate(
+        s.model, micro_batches(batch.samples, cfg.tokens_per_micro_batch), cfg.objective, s.precision,
+        device, cfg.logprob_chunk, s.ref_model,
+    )  # fmt: skip
+    grad_norm = clip_gradients(s.model, cfg.grad_clip)
+    lr = s.scheduler.get_last_lr()[0]
+    s.optimizer.step()
+    s.scheduler.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    loss = float(stats.loss)  # waits for the device: the step time below is real
+    seconds = time.perf_counter() - start
+    s.step += 1
+    mcfg = s.model.config
+    tokens = sum(stats.seq_lengths)
+    flops = model_flops(n_params, mcfg.num_hidden_layers, mcfg.hidden_size, stats.seq_lengths)
+    n_tok = max(1, stats.n_loss_tokens)
+    return {
+        "step": s.step,
+        "epoch": batch.epoch,
+        "loss": loss,
+        "mean_advantage": sum(batch.advantages) / max(1, len(batch.advantages)),
+        "all_positive_fraction": batch.n_all_positive / batch.n_questions,
+        "grad_norm": grad_norm,
+        "lr": lr,
+        "questions": batch.n_questions,
+        "trajectories": len(batch.samples),
+        "tokens": tokens,
+        "loss_tokens": stats.n_loss_tokens,
+        "mean_token_prob": float(stats.prob_sum) / n_tok,
+        "kl": float(stats.kl_sum) / n_tok if s.ref_model is not None else None,
+        "dropped_long": batch.dropped.get("trajectory longer than max-len", 0),
+        "step_seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "mfu": flops / seconds / peak_flops if peak_flops else None,
+        "peak_memory_gib": peak_memory_gib(device),
+    }
+
+
+def run_training(cfg: TrainConfig) -> StageReport:
+    """Train as configured; return the stage report (also written to RUN/summary.json)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    cfg.validate()
+    report = StageReport("train", output=str(cfg.output))
+    s = _setup(cfg, report)
+    log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
+    n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
+    rows, last_saved = [], s.step
+    view, task = live_view(s.total, s.step)
+    with view:
+        while s.step < s.total:
+            batch = s.stream.next_step()
+            if batch is None:
+                break
+            row = _train_step(s, batch, n_params, peak_flops)
+            log.write(row)
+            rows.append(row)
+            view.update(task, completed=s.step, info=describe(row))
+            log_plain(s.step, s.total, row)
+            if cfg.save_every and s.step % cfg.save_every == 0:
+                s.save()
+                last_saved = s.step
+    if s.step == 0:
+        if not cfg.resume:
+            shutil.rmtree(cfg.output, ignore_errors=True)
+        raise InputError(f"{cfg.input}: no trainable trajectory (dropped: {dict(s.stream.dropped)})")
+    if s.step > last_saved or not list_checkpoints(cfg.output):
+        s.save()
+    final = cfg.output / "final"
+    shutil.rmtree(final, ignore_errors=True)
+    s.model.save_pretrained(final, safe_serialization=True)
+    s.tokenizer.save_pretrained(final)
+    report.counts["questions ok (trainable)"] = len(s.index.groups)
+    report.dropped.update(s.index.skipped)
+    report.dropped.update(s.stream.dropped)
+    return summarise(report, rows, s.step, s.device, cfg.output)
