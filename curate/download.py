@@ -27,37 +27,24 @@ one-line ``OffcurateError``; ``write_sample`` copies the embedded sample instead
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from huggingface_hub import HfApi, constants, hf_hub_download
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.hf_api import RepoFile
-from rich.progress import Progress, TaskID
 
 from .. import __version__
 from .. import data as sample_data
 from .card import write_card
 from .errors import InputError, OffcurateError, OutputExistsError
+from .hub import ShardBytes, hub_errors
 from .report import StageReport, progress
 from .shards import atomic_output, open_shard
 
@@ -103,7 +90,7 @@ def download(
 
     hub = (endpoint or constants.ENDPOINT).rstrip("/")
     api = HfApi(endpoint=endpoint, token=token)
-    with _hub_errors(hub, repo_id, revision, "listing the repository"):
+    with hub_errors(hub, repo_id, revision, "listing the repository"):
         sha = api.dataset_info(repo_id, revision=revision).sha
         if not sha:
             raise OffcurateError(f"the Hub at {hub} returned no commit sha for '{repo_id}' at '{revision}'")
@@ -124,7 +111,7 @@ def download(
     counts = {"downloaded": 0, "re-fetched (partial)": 0, "skipped (already here)": 0}
     with progress() as bar:
         task = bar.add_task("download", total=len(selected))
-        bytes_bar = type("_Bytes", (_ShardBytes,), {"bar": bar, "task": task})
+        bytes_bar = type("_Bytes", (ShardBytes,), {"bar": bar, "task": task})
         for index, shard in enumerate(selected):
             bar.update(task, description=f"download {PurePosixPath(shard.path).name}", completed=index)
             local = output / shard.path
@@ -140,7 +127,7 @@ def download(
             _write_manifest(output, {**manifest, "files": list(done.values())})
             before = _stamp(local)
             bytes_bar.base = index
-            with _hub_errors(hub, repo_id, revision, f"downloading {shard.path}"):
+            with hub_errors(hub, repo_id, revision, f"downloading {shard.path}"):
                 hf_hub_download(
                     repo_id,
                     shard.path,
@@ -393,128 +380,6 @@ def _finish(
         report.counts.update({"revision": manifest["revision"], "commit": sha, "shards in repo": total})
     report.counts.update({"shards": len(selected), **counts, "rows": rows, "bytes": size})
     return report.finish()
-
-
-# --- huggingface_hub glue -----------------------------------------------------------------------------------
-
-
-class _ShardBytes:
-    """A duck-typed tqdm for ``hf_hub_download(tqdm_class=...)``.
-
-    huggingface_hub reports the bytes of the file being fetched (HTTP or Xet) through it; they move the
-    shard bar by the finished fraction of the current shard, so one rich bar covers the whole download
-    instead of a tqdm bar per file. ``bar``/``task`` are set on a per-run subclass, ``base`` per shard.
-    """
-
-    bar: Progress | None = None
-    task: TaskID | None = None
-    base: int = 0
-
-    def __init__(self, *args: Any, total: float | None = None, initial: float = 0, **kwargs: Any) -> None:
-        self.total, self.n = total, initial
-        self._show()
-
-    def update(self, n: float | None = 1) -> None:
-        self.n += n or 0
-        self._show()
-
-    def update_transfer(self, n: float | None = 1) -> None:
-        """Xet network bytes (before decompression); the file bytes given to ``update`` are enough."""
-
-    def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-        """Speed text of tqdm; rich computes its own."""
-
-    def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-        """Speed text of the Xet transfer; rich computes its own."""
-
-    def refresh(self) -> None:
-        self._show()
-
-    def close(self) -> None:
-        """Nothing to release: the rich bar belongs to the download loop."""
-
-    def __enter__(self) -> _ShardBytes:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _show(self) -> None:
-        if self.bar is not None and self.task is not None and self.total:
-            fraction = min(max(self.n / self.total, 0.0), 1.0)
-            self.bar.update(self.task, completed=self.base + fraction)
-
-
-@contextlib.contextmanager
-def _hub_errors(hub: str, repo_id: str, revision: str, doing: str) -> Iterator[None]:
-    """Turn huggingface_hub / HTTP client failures into one-line OffcurateErrors the user can act on."""
-    login = "set HF_TOKEN or run `hf auth login`"
-    try:
-        yield
-    except OffcurateError:
-        raise
-    except GatedRepoError:
-        raise OffcurateError(
-            f"dataset '{repo_id}' on {hub} is gated: accept its terms on the dataset page, then {login}"
-        ) from None
-    except RepositoryNotFoundError:
-        raise OffcurateError(
-            f"dataset repository '{repo_id}' not found on {hub} "
-            f"(check --repo-id; if it is private or gated, {login})"
-        ) from None
-    except RevisionNotFoundError:
-        raise OffcurateError(
-            f"revision '{revision}' not found in dataset '{repo_id}' on {hub} "
-            "(check --revision: a branch, a tag or a commit sha)"
-        ) from None
-    except LocalEntryNotFoundError as err:
-        # hf_hub_download wraps why the HEAD of a file failed (no network, HTTP 403, ...): explain the cause
-        cause = err.__cause__
-        if isinstance(cause, Exception) and not isinstance(cause, LocalEntryNotFoundError):
-            with _hub_errors(hub, repo_id, revision, doing):
-                raise cause from None
-        raise OffcurateError(f"{doing} failed: {_first_line(err)}") from err
-    except EntryNotFoundError:
-        raise OffcurateError(f"{doing}: no such file in '{repo_id}' at '{revision}' on {hub}") from None
-    except OfflineModeIsEnabled:
-        raise OffcurateError(
-            f"offline mode (HF_HUB_OFFLINE is set): cannot reach {hub} while {doing}"
-        ) from None
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else "?"
-        hint = f" ({login})" if status in (401, 403) else ""
-        raise OffcurateError(
-            f"the Hub at {hub} answered HTTP {status} while {doing}{hint}: {_first_line(err)}"
-        ) from err
-    except HFValidationError as err:
-        raise OffcurateError(f"invalid --repo-id or --revision: {_first_line(err)}") from None
-    except _transport_errors() as err:
-        raise OffcurateError(
-            f"cannot reach the Hub at {hub}: {_first_line(err)}; "
-            "set HF_HUB_OFFLINE=1 to use the cache, or use --sample"
-        ) from err
-    except OSError as err:  # e.g. huggingface_hub's size consistency check, disk full
-        raise OffcurateError(f"{doing} failed: {_first_line(err)}") from err
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Connection errors of the HTTP client huggingface_hub uses (httpx2 in 2.x; httpx or requests before)."""
-    found: list[type[BaseException]] = []
-    for module, name in (
-        ("httpx2", "TransportError"),
-        ("httpx", "TransportError"),
-        ("requests", "RequestException"),
-    ):
-        with contextlib.suppress(ImportError, AttributeError):
-            found.append(getattr(importlib.import_module(module), name))
-    return tuple(found)
-
-
-def _first_line(err: BaseException) -> str:
-    for line in str(err).splitlines():
-        if line.strip() and not line.strip().endswith("Client Error."):
-            return line.strip()
-    return type(err).__name__
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

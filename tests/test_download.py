@@ -407,7 +407,7 @@ def test_shard_progress_takes_huggingface_hub_byte_reports():
 
     with Progress(disable=True) as bar:
         task = bar.add_task("download", total=3)
-        bytes_bar = type("Bytes", (download_module._ShardBytes,), {"bar": bar, "task": task, "base": 1})
+        bytes_bar = type("Bytes", (download_module.ShardBytes,), {"bar": bar, "task": task, "base": 1})
         reporter = xet.XetDownloadProgressReporter(
             reconstruction_desc="shard", total=200, log_level=logging.INFO, tqdm_class=bytes_bar
         )
