@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .buckets import assign_buckets, check_measure
 from .card import write_card
 from .equivalence import ScoreAgainstGold
 from .errors import InputError
@@ -38,12 +39,13 @@ QUESTION_COLUMNS = {
     "source": ("string", is_string),
     "difficulty": ("int64 (nullable)", is_integer),
     "status": ("string", is_string),
+    "n_samples": ("int64", is_integer),
     "pass_rate": ("float64 (nullable)", is_float),
     "majority_answer": ("string (nullable)", is_string),
     "all_positive": ("bool", is_bool),
 }
-DEFAULT_EDGES = {"pass_rate": (0.5, 1.0), "difficulty": (4, 7)}
 FIG2_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+STATS_MEASURES = ("pass_rate", "vote_share", "difficulty")  # base_pass_rate: see `offcurate sample`
 
 
 def read_questions(voted: Path) -> pl.DataFrame:
@@ -86,29 +88,6 @@ def pass_rate_histogram(questions: pl.DataFrame) -> pl.DataFrame:
     """How many ok questions have each teacher pass rate (k/G values, so exact counts, not bins)."""
     ok = questions.filter(pl.col("status") == "ok")
     return ok.group_by(pl.col("pass_rate").round(4)).agg(pl.len().alias("questions")).sort("pass_rate")
-
-
-def bucket_labels(edges: tuple[float, ...], by: str) -> list[str]:
-    """Names of the ``len(edges) + 1`` buckets; the default pass-rate edges get hard/medium/easy."""
-    if by == "pass_rate" and tuple(edges) == DEFAULT_EDGES["pass_rate"]:
-        return ["hard", "medium", "easy"]
-    bounds = ["-inf", *map(str, edges), "inf"]
-    return [f"[{lo}, {hi})" for lo, hi in zip(bounds, bounds[1:])]
-
-
-def assign_buckets(questions: pl.DataFrame, by: str, edges: tuple[float, ...]) -> pl.DataFrame:
-    """One bucket per question by teacher pass rate (default) or the dataset's difficulty column."""
-    if list(edges) != sorted(edges):
-        raise InputError(f"--edges must be increasing, got {','.join(map(str, edges))}")
-    labels = bucket_labels(edges, by)
-    value = pl.col(by).cast(pl.Float64)
-    bucket = pl.when(value.is_null()).then(pl.lit("unlabeled"))
-    for edge, label in zip(edges, labels):
-        bucket = bucket.when(value < edge).then(pl.lit(label))
-    bucket = bucket.otherwise(pl.lit(labels[-1]))
-    return questions.select(
-        "question_id", "source", "difficulty", "status", "pass_rate", "all_positive", bucket.alias("bucket")
-    )
 
 
 def _read_rollouts(folder: Path) -> pl.DataFrame:
@@ -186,13 +165,15 @@ def run_stats(
 ) -> StageReport:
     from . import figures
 
-    if bucket_by not in DEFAULT_EDGES:
-        raise InputError(f"--bucket-by must be one of {', '.join(DEFAULT_EDGES)}, got {bucket_by}")
+    if bucket_by not in STATS_MEASURES:
+        raise InputError(f"--bucket-by must be one of {', '.join(STATS_MEASURES)}, got {bucket_by}")
     report = StageReport("stats", output=str(output))
     questions = read_questions(input_dir)
     groups = group_stats(questions)
     hist = pass_rate_histogram(questions)
-    buckets = assign_buckets(questions, bucket_by, tuple(edges or DEFAULT_EDGES[bucket_by]))
+    buckets = assign_buckets(questions, bucket_by, edges or check_measure(bucket_by)).select(
+        "question_id", "source", "difficulty", "status", "pass_rate", "all_positive", "bucket"
+    )
     base = None
     if base_rollouts is not None:
         base = score_base_rollouts(questions, base_rollouts, workers or os.cpu_count() or 1, timeout)
@@ -223,6 +204,9 @@ def run_stats(
             "status tie": overall["tie"],
             "status no_answer": overall["no_answer"],
             "all-positive": overall["all_positive"],
+            "  ... their trajectories (A = 0 under plain GRPO)": int(
+                questions.filter(pl.col("all_positive"))["n_samples"].sum()
+            ),
             "all-positive / ok": overall["all_positive_fraction"] or 0.0,
             "mean teacher pass rate": overall["mean_pass_rate"] or 0.0,
         }
@@ -234,6 +218,7 @@ def run_stats(
         report.counts["all-positive with base rollouts"] = positive.height
         report.counts["  ... base model not always right"] = int((positive["base_pass_rate"] < 1).sum())
         report.counts["  ... base model never right"] = int((positive["base_pass_rate"] == 0).sum())
+        report.counts["  ... mean base pass rate"] = float(positive["base_pass_rate"].mean() or 0.0)
     return report.finish()
 
 

@@ -6,8 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 from builders import group_rows, write_ot3
 
+from offcurate.curate.buckets import assign_buckets, bucket_labels
 from offcurate.curate.filter import run_filter
-from offcurate.curate.stats import assign_buckets, bucket_labels, run_stats
+from offcurate.curate.stats import run_stats
 from offcurate.curate.vote import run_vote
 
 # question -> (answers, difficulty); teacher pass rates 1, 1, 0.75, 0.5 and one tie
@@ -56,7 +57,9 @@ def test_group_stats_and_figures(voted):
     [
         pytest.param("pass_rate", (0.5, 1.0), ["hard", "medium", "easy"], id="default_names"),
         pytest.param("pass_rate", (0.6, 0.8), ["[-inf, 0.6)", "[0.6, 0.8)", "[0.8, inf)"], id="custom_edges"),
-        pytest.param("difficulty", (4, 7), ["[-inf, 4)", "[4, 7)", "[7, inf)"], id="difficulty"),
+        pytest.param("difficulty", (4, 7), ["easy", "medium", "hard"], id="difficulty_default_names"),
+        pytest.param("difficulty", (3, 9), ["[-inf, 3)", "[3, 9)", "[9, inf)"], id="difficulty_custom"),
+        pytest.param("base_pass_rate", (0.5, 1.0), ["hard", "medium", "easy"], id="base_default_names"),
     ],
 )
 def test_bucket_labels(by, edges, expected):
@@ -75,7 +78,7 @@ def test_buckets_by_difficulty():
         }
     )
     got = assign_buckets(frame, "difficulty", (4, 7))["bucket"].to_list()
-    assert got == ["[-inf, 4)", "[4, 7)", "unlabeled"]
+    assert got == ["easy", "medium", "unlabeled"]
 
 
 def test_figure2_from_base_rollouts(voted, tmp_path):
