@@ -36,6 +36,14 @@ InputDir = Annotated[
 ]
 OutputDir = Annotated[Path, typer.Option("-o", "--output", help="Output folder (written atomically).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")]
+Edges = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated increasing bucket edges. Defaults: rates 0.5,1.0 -> hard/medium/easy "
+        "(easy = all-positive); difficulty 4,7 -> easy/medium/hard."
+    ),
+]
+Seed = Annotated[int, typer.Option(help="Seed: the same seed and input give the same result.")]
 
 
 @app.command()
@@ -136,14 +144,12 @@ def stats(
     input: InputDir = Path("data/voted"),
     output: OutputDir = Path("data/stats"),
     bucket_by: Annotated[
-        str, typer.Option(help="Bucket questions by `pass_rate` (teacher) or the dataset's `difficulty`.")
-    ] = "pass_rate",
-    edges: Annotated[
-        str | None,
+        str,
         typer.Option(
-            help="Comma-separated bucket edges (default 0.5,1.0 -> hard/medium/easy; difficulty 4,7)."
+            help="Bucket by teacher `pass_rate`, teacher `vote_share` or the dataset's `difficulty`."
         ),
-    ] = None,
+    ] = "pass_rate",
+    edges: Edges = None,
     base_rollouts: Annotated[
         Path | None,
         typer.Option(
@@ -206,6 +212,117 @@ def pipeline(
     for report in reports:
         report.print()
     console.print(summary_table(reports))
+
+
+@app.command()
+def rollout(
+    model: Annotated[
+        str,
+        typer.Option(help="Local folder or Hub id of a causal LM with a chat template (or `tiny-random`)."),
+    ],
+    input: Annotated[
+        Path, typer.Option("-i", "--input", help="A vote output (its questions/), or shards with `question`.")
+    ] = Path("data/voted"),
+    output: OutputDir = Path("data/rollouts"),
+    k: Annotated[int, typer.Option("-k", help="Samples per question.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Generated tokens per sample, at most.")] = 4096,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.6,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 0.95,
+    questions: Annotated[
+        str, typer.Option(help="Which questions of a vote output: `ok`, `all-positive` or `all`.")
+    ] = "ok",
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions (by question id).")] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Sequences per generate call (prompts x k); lower it on out-of-memory.")
+    ] = 64,
+    backend: Annotated[
+        str, typer.Option(help="`auto` (vLLM when installed and on a GPU), `transformers` or `vllm`.")
+    ] = "auto",
+    device: Annotated[str, typer.Option(help="`auto` (CUDA if present), `cpu`, `cuda:1`, ...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="`auto` (bf16 on CUDA, else fp32), `bf16`, `fp32`.")] = "auto",
+    seed: Seed = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run: finished batches are kept.")
+    ] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Sample k responses per question from a model: the base-model rollouts behind Figure 2.
+
+    The question is the user turn of the model's chat template. Writes question_id, question, sample_idx,
+    response, finish_reason, response_tokens shards: what `stats --base-rollouts` and `sample --bucket-by
+    base_pass_rate` build on. Interrupted? Run the same command with --resume.
+    """
+    from .train.generate import SamplingConfig
+    from .train.rollout import run_rollout
+
+    run_rollout(
+        input,
+        output,
+        model,
+        SamplingConfig(k, max_new_tokens, temperature, top_p),
+        select=questions,
+        limit=limit,
+        batch_size=batch_size,
+        seed=seed,
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        resume=resume,
+        overwrite=overwrite,
+    ).print()
+
+
+@app.command()
+def sample(
+    input: InputDir = Path("data/voted"),
+    output: OutputDir = Path("data/mix"),
+    bucket_by: Annotated[
+        str,
+        typer.Option(
+            help="`pass_rate` / `vote_share` (teacher), `base_pass_rate` (needs --base) or `difficulty`."
+        ),
+    ] = "pass_rate",
+    edges: Edges = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Shares per bucket, e.g. hard=0.5,medium=0.3,easy=0.2 (split --questions)."),
+    ] = None,
+    counts: Annotated[
+        str | None, typer.Option(help="Questions per bucket, e.g. hard=2000,medium=1000.")
+    ] = None,
+    total: Annotated[
+        int | None,
+        typer.Option("--questions", help="Total questions for --weights (default: the most that fit)."),
+    ] = None,
+    max_per_question: Annotated[
+        int | None, typer.Option(help="Keep at most N trajectories per question (seeded random subset).")
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option(help="A `stats --base-rollouts` output, for --bucket-by base_pass_rate.")
+    ] = None,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """A difficulty-aware training mix: whole question groups drawn per bucket, written as train reads it.
+
+    Without --weights or --counts every labeled question is taken (with its bucket). Prints and writes
+    (buckets.parquet) what each bucket held, what was asked and what was taken.
+    """
+    from .curate.sample import run_sample
+
+    run_sample(
+        input,
+        output,
+        bucket_by=bucket_by,
+        edges=_parse_edges(edges),
+        weights=weights,
+        counts=counts,
+        total=total,
+        max_per_question=max_per_question,
+        base=base,
+        seed=seed,
+        overwrite=overwrite,
+    ).print()
 
 
 app.command("train")(train)

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import polars as pl
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -48,6 +49,7 @@ class StageReport:
     dropped: Counter = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
+    tables: list[Table] = field(default_factory=list)  # printed after the counters (e.g. per bucket)
 
     def finish(self) -> StageReport:
         self.seconds = time.perf_counter() - self.started
@@ -67,6 +69,8 @@ class StageReport:
 
     def print(self) -> None:
         console.print(self.table())
+        for table in self.tables:
+            console.print(table)
 
 
 def _fmt(value: int | float | str) -> str:
@@ -75,6 +79,16 @@ def _fmt(value: int | float | str) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.3f}"
+
+
+def frame_table(frame: pl.DataFrame, title: str) -> Table:
+    """A small polars frame as a rich table (numbers right-aligned and formatted like the counters)."""
+    table = Table(title=title, title_justify="left")
+    for name, dtype in frame.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+    for row in frame.iter_rows():
+        table.add_row(*("–" if v is None else _fmt(v) for v in row))
+    return table
 
 
 def summary_table(reports: list[StageReport]) -> Table:

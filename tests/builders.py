@@ -50,3 +50,15 @@ def group_rows(question: str, answers: list[str | None], **kwargs) -> list[dict]
         )
         for a in answers
     ]
+
+
+def write_voted_groups(root: Path, groups: dict[str, list[str | None]], shards: int = 2) -> Path:
+    """raw -> filter -> vote for hand-written groups (question -> answers), rows spread over ``shards``."""
+    from offcurate.curate.filter import run_filter
+    from offcurate.curate.vote import run_vote
+
+    rows = [r for question, answers in groups.items() for r in group_rows(question, answers)]
+    write_ot3(root / "raw", [rows[i::shards] for i in range(shards)])
+    run_filter(root / "raw", root / "math")
+    run_vote(root / "math", root / "voted", workers=1)
+    return root / "voted"

@@ -214,7 +214,7 @@ class ChatEncoder:
                 f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no chat template; "
                 "use an instruct/chat model or one whose tokenizer_config.json sets chat_template"
             )
-        prompt = self._prompt_text(_PROBE_Q)
+        prompt = self.prompt_text(_PROBE_Q)
         full = tokenizer.apply_chat_template(
             [{"role": "user", "content": _PROBE_Q}, {"role": "assistant", "content": _PROBE_R}],
             tokenize=False,
@@ -226,7 +226,8 @@ class ChatEncoder:
             self.suffix = tokenizer.eos_token or ""
         self.prompt_opens_think = prompt.endswith(_THINK)
 
-    def _prompt_text(self, question: str) -> str:
+    def prompt_text(self, question: str) -> str:
+        """The chat-templated user turn plus generation prompt: what training and rollouts condition on."""
         return self.tokenizer.apply_chat_template(
             [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
         )
@@ -237,7 +238,7 @@ class ChatEncoder:
         prompts: dict[str, list[int]] = {}
         for question, _ in pairs:
             if question not in prompts:
-                prompts[question] = tok(self._prompt_text(question), add_special_tokens=False)["input_ids"]
+                prompts[question] = tok(self.prompt_text(question), add_special_tokens=False)["input_ids"]
         responses = []
         for _, response in pairs:
             if self.prompt_opens_think and response.startswith(_THINK):

@@ -49,7 +49,7 @@ from .objective import ObjectiveConfig, k3_kl, token_terms, weighted_loss
 from .optim import build_optimizer, build_scheduler, clip_gradients
 from .packing import MicroBatch, Sample, build_micro_batch, pack
 from .steps import StepBatch, StepStream
-from .tiny import TINY_MODEL, write_tiny_model
+from .tiny import TINY_MODEL, resolve_model
 
 
 @dataclass
@@ -119,12 +119,7 @@ def _prepare_run_dir(cfg: TrainConfig) -> None:
 
 
 def _model_source(cfg: TrainConfig) -> str:
-    if cfg.model != TINY_MODEL:
-        return cfg.model
-    folder = cfg.output / TINY_MODEL
-    if not (folder / "config.json").is_file():
-        write_tiny_model(folder, seed=cfg.seed)
-    return str(folder)
+    return resolve_model(cfg.model, cfg.output / TINY_MODEL, seed=cfg.seed)
 
 
 @dataclass

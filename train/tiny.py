@@ -82,6 +82,9 @@ def build_model(
 
 def write_tiny_model(out_dir: Path | str, seed: int = 0) -> Path:
     """Build the tokenizer and model and ``save_pretrained`` both (safetensors) into ``out_dir``."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a one-shard save needs no "Writing model shards" bar
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer()
     model = build_model(len(tokenizer), seed=seed)
@@ -91,6 +94,15 @@ def write_tiny_model(out_dir: Path | str, seed: int = 0) -> Path:
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def resolve_model(model: str, folder: Path, seed: int = 0) -> str:
+    """``model`` itself, or for ``tiny-random`` a tiny model built once into ``folder`` (its path)."""
+    if model != TINY_MODEL:
+        return model
+    if not (Path(folder) / "config.json").is_file():
+        write_tiny_model(folder, seed=seed)
+    return str(folder)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,199 @@
+"""``rollout``: question selection, batching and seeds, stop handling, the vLLM adapter, resume, bad input.
+
+The transformers path runs for real on a tiny random-init model (CPU); vLLM is not installed here, so its
+adapter is driven through a stand-in module that records what it was asked.
+"""
+
+import importlib.machinery
+import sys
+import types
+
+import polars as pl
+import pytest
+from builders import write_voted_groups
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from offcurate.curate.errors import InputError, OffcurateError, OutputExistsError  # noqa: E402
+from offcurate.curate.filter import question_id  # noqa: E402
+from offcurate.train import rollout as rollout_module  # noqa: E402
+from offcurate.train.generate import (  # noqa: E402
+    Completion,
+    SamplingConfig,
+    VLLMGenerator,
+    cut_at_stop,
+    pick_backend,
+)
+from offcurate.train.rollout import batch_seed, make_batches, rows_of, run_rollout  # noqa: E402
+
+GROUPS = {
+    "What is 1+1?": ["2", "2", "2", "2"],  # all-positive
+    "What is 2+2?": ["4", "4", "4", "5"],
+    "What is 3+3?": ["6", "6", "6", "6"],  # all-positive
+    "Name a prime.": ["2", "3", "2", "3"],  # tie: not ok
+    "What is 5+5?": ["10", "10", "11", "10"],
+}
+SMALL = SamplingConfig(k=2, max_new_tokens=6)
+
+
+@pytest.fixture(scope="module")
+def voted(tmp_path_factory):
+    return write_voted_groups(tmp_path_factory.mktemp("rollout"), GROUPS)
+
+
+def read(folder):
+    return pl.read_parquet(folder / "*.parquet")
+
+
+@pytest.mark.parametrize(
+    "ids, stop, expected",
+    [
+        pytest.param([5, 6, 2, 7, 2], {2}, ([5, 6], "stop"), id="first_stop_wins"),
+        pytest.param([5, 6, 7], {2}, ([5, 6, 7], "length"), id="no_stop_is_length"),
+        pytest.param([9, 5], {2, 9}, ([], "stop"), id="stop_at_once"),
+        pytest.param([5, 0, 0], {2}, ([5, 0, 0], "length"), id="padding_is_not_a_stop"),
+    ],
+)
+def test_cut_at_stop(ids, stop, expected):
+    assert cut_at_stop(ids, stop) == expected
+
+
+def test_batches_shortest_first_and_whole_questions():
+    assert make_batches([30, 10, 20, 10, 50], k=4, batch_size=8) == [[1, 3], [2, 0], [4]]
+    assert make_batches([5, 5], k=16, batch_size=8) == [[0], [1]]  # k > batch size: one prompt a call
+    assert batch_seed(3, "abc") == batch_seed(3, "abc") != batch_seed(3, "abd") != batch_seed(4, "abc")
+
+
+@pytest.mark.parametrize("opens_think, prefix", [(True, "<think>\n"), (False, "")])
+def test_rows_restore_think(opens_think, prefix):
+    samples = [[Completion("a</think> \\boxed{2}", "stop", 5), Completion("cut", "length", 6)]]
+    rows = rows_of(["q1"], ["What?"], samples, opens_think)
+    assert rows["response"] == [prefix + "a</think> \\boxed{2}", prefix + "cut"]
+    assert (rows["sample_idx"], rows["finish_reason"], rows["response_tokens"]) == (
+        [0, 1],
+        ["stop", "length"],
+        [5, 6],
+    )
+
+
+def test_backend_choice():
+    assert pick_backend("auto", cuda=False) == "transformers"
+    assert pick_backend("transformers", cuda=True) == "transformers"
+    with pytest.raises(OffcurateError, match="vLLM is not installed"):
+        pick_backend("vllm", cuda=True)
+    with pytest.raises(OffcurateError, match="--backend must be one of"):
+        pick_backend("onnx", cuda=False)
+
+
+def test_vllm_adapter_maps_outputs(monkeypatch):
+    calls = {}
+
+    class LLM:
+        def __init__(self, model, dtype):
+            calls["init"] = (model, dtype)
+
+        def generate(self, prompts, params, use_tqdm):
+            calls["generate"] = (prompts, params.kwargs)
+
+            def completion(prompt, i):
+                reason = "length" if i else "stop"
+                return types.SimpleNamespace(
+                    text=f"{prompt}-{i}", finish_reason=reason, token_ids=[1] * (i + 1)
+                )
+
+            n = params.kwargs["n"]
+            return [types.SimpleNamespace(outputs=[completion(p, i) for i in range(n)]) for p in prompts]
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    fake = types.ModuleType("vllm")
+    fake.LLM, fake.SamplingParams = LLM, SamplingParams
+    fake.__spec__ = importlib.machinery.ModuleSpec("vllm", None)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    assert pick_backend("auto", cuda=True) == "vllm" and pick_backend("auto", cuda=False) == "transformers"
+    got = VLLMGenerator("some/model").generate(["p", "q"], SamplingConfig(k=2, max_new_tokens=9), seed=7)
+    assert calls["init"] == ("some/model", "bfloat16")
+    assert calls["generate"][1] == {"n": 2, "temperature": 0.6, "top_p": 0.95, "max_tokens": 9, "seed": 7}
+    assert got == [
+        [Completion("p-0", "stop", 1), Completion("p-1", "length", 2)],
+        [Completion("q-0", "stop", 1), Completion("q-1", "length", 2)],
+    ]
+
+
+def test_rollout_writes_k_samples_per_selected_question(voted, tmp_path):
+    report = run_rollout(voted, tmp_path / "roll", "tiny-random", SMALL, select="all-positive", batch_size=2)
+    rolls = read(tmp_path / "roll")
+    expected = sorted(question_id(q) for q in ("What is 1+1?", "What is 3+3?"))
+    assert sorted(set(rolls["question_id"])) == expected
+    assert rolls.group_by("question_id").agg("sample_idx")["sample_idx"].to_list() == [[0, 1], [0, 1]]
+    assert set(rolls["finish_reason"]) <= {"stop", "length"}
+    assert rolls["response_tokens"].max() <= 6
+    assert set(rolls["question"]) == {"What is 1+1?", "What is 3+3?"}
+    assert report.counts["samples"] == 4 and report.counts["questions"] == 2
+    assert not list(tmp_path.glob(".roll.partial*"))  # the hidden work folder is gone
+    assert (tmp_path / "roll" / "rollout.json").is_file() and (tmp_path / "roll" / "README.md").is_file()
+
+
+def test_ok_selection_and_limit(voted, tmp_path):
+    run_rollout(voted, tmp_path / "roll", "tiny-random", SMALL, select="ok", limit=3, batch_size=64)
+    ok = sorted(question_id(q) for q in GROUPS if q != "Name a prime.")
+    assert sorted(set(read(tmp_path / "roll")["question_id"])) == ok[:3]
+
+
+def test_resume_gives_the_uninterrupted_result(voted, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    run_rollout(voted, straight, "tiny-random", SMALL, select="ok", batch_size=2)
+
+    real = rollout_module.open_generator
+    interrupted = tmp_path / "interrupted"
+
+    def failing_after_one(*args, **kwargs):
+        gen, calls = real(*args, **kwargs), []
+        original = gen.generate
+
+        def generate(*a, **k):
+            calls.append(1)
+            if len(calls) > 1:
+                raise KeyboardInterrupt
+            return original(*a, **k)
+
+        gen.generate = generate
+        return gen
+
+    monkeypatch.setattr(rollout_module, "open_generator", failing_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_rollout(voted, interrupted, "tiny-random", SMALL, select="ok", batch_size=2)
+    assert not interrupted.exists()
+    monkeypatch.setattr(rollout_module, "open_generator", real)
+    with pytest.raises(OutputExistsError, match="--resume"):
+        run_rollout(voted, interrupted, "tiny-random", SMALL, select="ok", batch_size=2)
+    with pytest.raises(InputError, match="k differ"):
+        run_rollout(voted, interrupted, "tiny-random", SamplingConfig(k=3, max_new_tokens=6), select="ok",
+                    batch_size=2, resume=True)  # fmt: skip
+    report = run_rollout(voted, interrupted, "tiny-random", SMALL, select="ok", batch_size=2, resume=True)
+    assert report.counts["questions resumed (already sampled)"] == 1
+    assert read(interrupted).equals(read(straight))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        pytest.param({"select": "easy"}, InputError, "--questions must be one of", id="bad_selection"),
+        pytest.param({"sampling": None}, OffcurateError, "-k and --max-new-tokens", id="bad_k"),
+    ],
+)
+def test_bad_options(voted, tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        sampling = SamplingConfig(k=0) if "sampling" in kwargs else SMALL
+        run_rollout(voted, tmp_path / "roll", "tiny-random", sampling, select=kwargs.get("select", "ok"))
+    assert not (tmp_path / "roll").exists()
+
+
+def test_input_without_questions(tmp_path):
+    (tmp_path / "in").mkdir()
+    pl.DataFrame({"prompt": ["x"]}).write_parquet(tmp_path / "in" / "a.parquet")
+    with pytest.raises(InputError, match="missing column 'question'"):
+        run_rollout(tmp_path / "in", tmp_path / "roll", "tiny-random", SMALL, select="all")
