@@ -57,6 +57,20 @@ def cut_at_stop(ids: list[int], stop_ids: set[int]) -> tuple[list[int], str]:
     return ids, "length"
 
 
+def generate_options(sampling: SamplingConfig, pad_id: int, stop_ids: set[int]) -> dict:
+    """Keyword arguments of ``model.generate`` for one batch (bench/bench_rollout.py times this call)."""
+    greedy = sampling.temperature == 0
+    return dict(
+        do_sample=not greedy,
+        max_new_tokens=sampling.max_new_tokens,
+        num_return_sequences=sampling.k,
+        pad_token_id=pad_id,
+        eos_token_id=sorted(stop_ids),
+        use_cache=True,
+        **({} if greedy else {"temperature": sampling.temperature, "top_p": sampling.top_p}),
+    )
+
+
 class TransformersGenerator:
     """``model.generate`` over left-padded prompt batches with the KV cache on."""
 
@@ -84,20 +98,10 @@ class TransformersGenerator:
         torch = self._torch
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         batch = {name: tensor.to(self.device) for name, tensor in batch.items()}
-        greedy = sampling.temperature == 0
-        options = {} if greedy else {"temperature": sampling.temperature, "top_p": sampling.top_p}
         torch.manual_seed(seed)
         with torch.inference_mode():
-            out = self.model.generate(
-                **batch,
-                do_sample=not greedy,
-                max_new_tokens=sampling.max_new_tokens,
-                num_return_sequences=sampling.k,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=sorted(self.stop_ids),
-                use_cache=True,
-                **options,
-            )
+            options = generate_options(sampling, self.tokenizer.pad_token_id, self.stop_ids)
+            out = self.model.generate(**batch, **options)
         new = out[:, batch["input_ids"].shape[1] :].tolist()
         completions = []
         for ids in new:
