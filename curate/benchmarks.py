@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -135,11 +136,12 @@ def load_benchmark(path: Path) -> Benchmark:
     return Benchmark(name=path.stem if path.is_file() else path.name, path=path, problems=problems)
 
 
-def load_benchmarks(paths: list[Path]) -> list[Benchmark]:
-    """Read several benchmarks; their names (file stems) must differ, as results are keyed by name."""
+def load_benchmarks(paths: Sequence[Path | Benchmark]) -> list[Benchmark]:
+    """Read several benchmarks (already loaded ones pass through); their names (file stems) must
+    differ, as results are keyed by name."""
     if not paths:
         raise InputError("no benchmark given (pass --benchmark FILE, once per benchmark)")
-    benchmarks = [load_benchmark(p) for p in paths]
+    benchmarks = [p if isinstance(p, Benchmark) else load_benchmark(p) for p in paths]
     seen: dict[str, Path] = {}
     for bench in benchmarks:
         if bench.name in seen:

@@ -90,9 +90,9 @@ def eval_command(
         # Where `--model` lands: generate into a temporary folder with `offcurate rollout` on
         # evaluate.benchmark_questions(benchmarks), then call evaluate.evaluate(benchmarks, tmp, output).
         raise OffcurateError(USAGE)
-    from .evaluate import run_eval
+    from .evaluate import evaluate
 
-    run_eval(
+    evaluate(
         benchmark,
         responses,
         output or Path("runs/eval"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,15 +165,19 @@ def _percent(value: float | None) -> str:
 
 
 def evaluate(
-    benchmarks: list[Benchmark],
+    benchmarks: Sequence[Benchmark | Path],
     responses: Path,
     output: Path,
     workers: int | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     overwrite: bool = False,
 ) -> EvalRun:
-    """Score the rollout shards under ``responses`` on ``benchmarks`` and write ``output`` atomically."""
+    """Score the rollout shards under ``responses`` on ``benchmarks`` and write ``output`` atomically.
+
+    ``benchmarks`` are loaded ``Benchmark``s (what a caller that generated the responses already holds)
+    or benchmark file paths (what the CLI passes); either way their names must differ."""
     report = StageReport("eval", output=str(output))
+    benchmarks = load_benchmarks(benchmarks)
     names = [b.name for b in benchmarks]
     problems = pl.concat([b.problems.select(pl.lit(b.name).alias("benchmark"), pl.all()) for b in benchmarks])
     answers = read_rollout_answers(responses, "eval: read responses")
@@ -214,18 +219,6 @@ def evaluate(
         report.counts["workers killed by the watchdog"] = killed
     report.finish()
     return EvalRun(summary, report)
-
-
-def run_eval(
-    benchmark_paths: list[Path],
-    responses: Path,
-    output: Path,
-    workers: int | None = None,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    overwrite: bool = False,
-) -> EvalRun:
-    """``evaluate`` on benchmark files (what the CLI calls)."""
-    return evaluate(load_benchmarks(benchmark_paths), responses, output, workers, timeout, overwrite)
 
 
 EVAL_CARD = """
