@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from .curate.errors import OffcurateError
+from .curate.eval_command import eval_command
 from .train.command import train
 
 app = typer.Typer(
@@ -326,6 +327,7 @@ def sample(
 
 
 app.command("train")(train)
+app.command("eval")(eval_command)
 
 
 def _parse_edges(edges: str | None) -> tuple[float, ...] | None:

@@ -1,6 +1,7 @@
-"""PNG figures for ``offcurate stats``: what a person reads at a glance instead of a table.
+"""PNG figures for ``offcurate stats`` and ``eval --compare``: read at a glance instead of a table.
 
-Matplotlib with the Agg backend (no display needed); every bar carries its count.
+Matplotlib with the Agg backend (no display needed); every bar carries its count, every radar axis a
+benchmark name.
 """
 
 from __future__ import annotations
@@ -84,4 +85,29 @@ def figure2(table: pl.DataFrame, path: Path) -> None:
     ax.set_xlabel("base model pass rate")
     ax.set_ylabel("teacher all-positive questions")
     ax.set_title(f"Teacher always right, base model often not ({total} all-positive questions)")
+    _save(fig, path)
+
+
+def radar_chart(table: pl.DataFrame, labels: tuple[str, str], path: Path) -> None:
+    """``offcurate eval --compare``: one axis per benchmark, base and trained as two polygons, pass@1
+    and maj@k side by side. Each polygon is closed back to its first axis; radius 0-100%."""
+    import math
+
+    names = table["benchmark"].to_list()
+    angles = [2 * math.pi * i / len(names) for i in range(len(names))]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.5), subplot_kw={"projection": "polar"})
+    for ax, (metric, title) in zip(axes, (("pass_at_1", "pass@1"), ("maj_at_k", "maj@k"))):
+        for side, label, color in (("base", labels[0], _GREY), ("trained", labels[1], _BLUE)):
+            values = [100 * (v or 0.0) for v in table[f"{metric}_{side}"].to_list()]
+            ax.plot([*angles, angles[0]], [*values, values[0]], color=color, marker="o", label=label)
+            ax.fill([*angles, angles[0]], [*values, values[0]], color=color, alpha=0.15)
+        ax.set_xticks(angles)
+        ax.set_xticklabels(names, fontsize=9)
+        ax.tick_params(axis="x", pad=10)
+        ax.set_rlabel_position(180 / len(names))  # between the first two axes, off the polygons' corners
+        ax.set_ylim(0, 100)
+        ax.set_yticks([25, 50, 75, 100])
+        ax.set_yticklabels(["25", "50", "75", "100%"], fontsize=7)
+        ax.set_title(title, pad=18)
+    axes[0].legend(loc="upper right", bbox_to_anchor=(1.25, 1.15), fontsize=8)
     _save(fig, path)

@@ -19,10 +19,8 @@ from .buckets import assign_buckets, check_measure
 from .card import write_card
 from .equivalence import ScoreAgainstGold
 from .errors import InputError
-from .extract import extract_batch
-from .filter import question_id
-from .pool import VerifyPool
-from .report import StageReport, progress
+from .report import StageReport
+from .rollouts import read_rollout_answers, run_jobs
 from .shards import (
     atomic_output,
     check_columns,
@@ -90,30 +88,11 @@ def pass_rate_histogram(questions: pl.DataFrame) -> pl.DataFrame:
     return ok.group_by(pl.col("pass_rate").round(4)).agg(pl.len().alias("questions")).sort("pass_rate")
 
 
-def _read_rollouts(folder: Path) -> pl.DataFrame:
-    frames = []
-    for path in list_shards(folder):
-        table = read_table(path)
-        names = set(table.schema.names)
-        if "response" not in names or not names & {"question_id", "question"}:
-            raise InputError(f"{path}: base rollouts need columns 'response' and 'question_id' or 'question'")
-        check_columns(path, table.schema, {"response": ("string", is_string)})
-        frame = pl.from_arrow(table)
-        if "question_id" not in names:
-            frame = frame.with_columns(
-                pl.col("question").map_elements(question_id, pl.String).alias("question_id")
-            )
-        frames.append(frame.select("question_id", "response"))
-    return pl.concat(frames)
-
-
 def score_base_rollouts(
     questions: pl.DataFrame, folder: Path, workers: int, timeout: float | None
 ) -> pl.DataFrame:
     """Per ok question with rollouts: how often the base model's answer matches the majority answer."""
-    rollouts = _read_rollouts(folder)
-    answers, _ = extract_batch(rollouts.get_column("response").to_arrow())
-    rollouts = rollouts.with_columns(pl.Series("answer", answers, dtype=pl.String))
+    rollouts = read_rollout_answers(folder, "stats: read base rollouts")
     grouped = (
         rollouts.group_by("question_id", maintain_order=True)
         .agg(pl.col("answer"))
@@ -124,12 +103,9 @@ def score_base_rollouts(
     tasks = (
         (i, [row["majority_answer"], *row["answer"]]) for i, row in enumerate(grouped.iter_rows(named=True))
     )
-    scores: list = [None] * grouped.height
-    with VerifyPool(ScoreAgainstGold(), workers, timeout) as pool, progress() as bar:
-        task = bar.add_task("stats: score base rollouts", total=grouped.height)
-        for index, result in pool.map(tasks):
-            scores[index] = result
-            bar.advance(task)
+    scores, _ = run_jobs(
+        ScoreAgainstGold(), tasks, grouped.height, workers, timeout, "stats: score base rollouts"
+    )
     return grouped.select(
         "question_id",
         "source",

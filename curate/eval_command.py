@@ -1,0 +1,102 @@
+"""The ``offcurate eval`` command (registered in cli.py): score responses on benchmarks, or compare two runs.
+
+    offcurate eval -b math500.jsonl -b aime24.jsonl --responses runs/rollouts -o runs/eval-base
+    offcurate eval --compare runs/eval-base runs/eval-grpo -o runs/compare
+
+Polars and math-verify are imported when the command runs, so ``offcurate --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .equivalence import DEFAULT_TIMEOUT
+from .errors import OffcurateError
+
+USAGE = "give --benchmark FILE (once per benchmark) and --responses DIR, or --compare BASE TRAINED"
+
+
+def eval_command(
+    benchmark: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--benchmark",
+            "-b",
+            metavar="FILE",
+            help=(
+                "Benchmark with gold answers: .jsonl, .parquet or a folder of shards; question column "
+                "`question` or `problem`, gold `answer` or else the last \\boxed{} of `solution`. "
+                "Repeat for several; each is named by its file stem (math500.jsonl -> math500)."
+            ),
+        ),
+    ] = None,
+    responses: Annotated[
+        Path | None,
+        typer.Option(
+            "--responses",
+            "-r",
+            metavar="DIR",
+            help=(
+                "Folder of sampled responses (`offcurate rollout` format: question_id or question, "
+                "sample_idx, response), matched to the benchmark problems by question_id."
+            ),
+        ),
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(
+            "--compare",
+            metavar="BASE TRAINED",
+            help="Instead of scoring: two `offcurate eval` output folders; deltas and radar.png.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Output folder, written atomically (default runs/eval or runs/compare)."
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Scoring processes (default: all cores).")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds per math-verify parse/compare; a slower answer counts as wrong.")
+    ] = DEFAULT_TIMEOUT,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")
+    ] = False,
+) -> None:
+    """pass@1 and maj@k of sampled responses on benchmarks with gold answers; or compare two eval runs.
+
+    Answers are extracted and compared as in `vote` (last \\boxed{} after `</think>`, math-verify
+    equivalence). pass@1 is the mean correctness over a problem's k samples; maj@k is 1 when the largest
+    class of equivalent answers (ties: the first seen, by sample_idx) is the gold. Writes results.parquet
+    (one row per problem), summary.parquet and summary.json (one row per benchmark) and a card; problems
+    without responses are listed, never dropped.
+
+    `--compare BASE TRAINED` reads two such folders and writes compare.parquet/compare.json (per-benchmark
+    deltas, trained minus base) and radar.png (one axis per benchmark, one polygon per model).
+    """
+    compare = compare if compare and all(compare) else None  # click gives (None, None) when absent
+    if compare:
+        if benchmark or responses:
+            raise OffcurateError("--compare takes two eval output folders; drop --benchmark/--responses")
+        from .compare import compare as run_compare
+
+        run_compare(*compare, output or Path("runs/compare"), overwrite=overwrite).print()
+        return
+    if not benchmark or responses is None:
+        # Where `--model` lands: generate into a temporary folder with `offcurate rollout` on
+        # evaluate.benchmark_questions(benchmarks), then call evaluate.evaluate(benchmarks, tmp, output).
+        raise OffcurateError(USAGE)
+    from .evaluate import evaluate
+
+    evaluate(
+        benchmark,
+        responses,
+        output or Path("runs/eval"),
+        workers=workers,
+        timeout=timeout,
+        overwrite=overwrite,
+    ).print()

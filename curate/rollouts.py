@@ -1,0 +1,89 @@
+"""Sampled responses ("rollout format") read as answers, and scored in the verify pool.
+
+Shared by ``offcurate stats --base-rollouts`` (base model vs the teacher's majority) and ``offcurate eval``
+(a model vs a benchmark's gold). A rollout folder holds Parquet shards with ``response`` and
+``question_id`` (or ``question``, from which the id is computed), optionally ``sample_idx``; other columns
+(``benchmark``, ``finish_reason``, ...) are ignored. Only the answer of each response is kept, extracted
+shard by shard, so the text never sits in memory all at once::
+
+    answers = read_rollout_answers(Path("runs/rollouts"))   # question_id, sample_idx, answer, finished
+    scores = run_jobs(ScoreAgainstGold(), tasks, total, workers=2, timeout=2.0, description="score")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+from .equivalence import Job
+from .errors import InputError
+from .extract import extract_batch
+from .filter import question_id
+from .pool import Task, VerifyPool
+from .report import progress
+from .shards import check_columns, is_integer, is_string, list_shards, open_shard, read_table
+
+
+def read_rollout_answers(folder: Path, description: str = "read responses") -> pl.DataFrame:
+    """One row per response: ``question_id``, ``sample_idx``, ``answer`` (None: no answer), ``finished``.
+
+    Rows are sorted by question and sample index, so "first appearance" (the vote's tie-break) means
+    the lowest ``sample_idx``. Without a ``sample_idx`` column the order of the rows in the shards counts.
+    """
+    shards = list_shards(folder)
+    frames, offset = [], 0
+    with progress() as bar:
+        task = bar.add_task(description, total=len(shards))
+        for path in shards:
+            frames.append(_read_shard(path, offset))
+            offset += frames[-1].height
+            bar.advance(task)
+    answers = pl.concat(frames)
+    if answers.height == 0:
+        raise InputError(f"{folder}: the response shards hold no rows")
+    return answers.sort("question_id", "sample_idx", maintain_order=True)
+
+
+def _read_shard(path: Path, offset: int) -> pl.DataFrame:
+    schema = open_shard(path).schema_arrow
+    names = set(schema.names)
+    if "response" not in names or not names & {"question_id", "question"}:
+        raise InputError(f"{path}: responses need columns 'response' and 'question_id' or 'question'")
+    required = {"response": ("string", is_string)}
+    key = "question_id" if "question_id" in names else "question"
+    required[key] = ("string", is_string)
+    if "sample_idx" in names:
+        required["sample_idx"] = ("int64", is_integer)
+    check_columns(path, schema, required)
+    table = read_table(path, columns=list(required))
+    answers, finished = extract_batch(table.column("response"))
+    frame = pl.from_arrow(table.drop_columns(["response"]))
+    if key == "question":
+        frame = frame.with_columns(
+            pl.col("question").map_elements(question_id, pl.String).alias("question_id")
+        )
+    if "sample_idx" not in names:
+        frame = frame.with_columns(
+            pl.int_range(offset, offset + frame.height, dtype=pl.Int64).alias("sample_idx")
+        )
+    return frame.select(
+        "question_id",
+        pl.col("sample_idx").cast(pl.Int64),
+        pl.Series("answer", answers, dtype=pl.String),
+        pl.Series("finished", finished, dtype=pl.Boolean),
+    )
+
+
+def run_jobs(
+    job: Job, tasks: Iterable[Task], total: int, workers: int, timeout: float | None, description: str
+) -> tuple[list, int]:
+    """Results of ``job`` on every task, in task order, and the number of workers the watchdog killed."""
+    results: list = [None] * total
+    with VerifyPool(job, workers, timeout) as pool, progress() as bar:
+        task = bar.add_task(description, total=total)
+        for index, result in pool.map(tasks):
+            results[index] = result
+            bar.advance(task)
+    return results, pool.hard_timeouts

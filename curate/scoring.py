@@ -1,0 +1,85 @@
+"""Score one problem's k sampled answers against its gold: per-sample correctness, pass@1, maj@k.
+
+    from offcurate.curate.equivalence import Verifier
+    score = ScoreProblem().run([gold, *answers], Verifier(timeout=2.0))
+    score.correct, score.pass_at_1, score.maj_at_k
+
+Correctness is ``ScoreAgainstGold`` (the same math-verify equivalence as ``vote``: identical strings, or
+``verify`` either way). maj@k takes the same clustering as ``vote`` (``label_question``): the largest class
+of equivalent answers, equal sizes broken by first appearance (cluster 0, even on a tie), represented
+by its most written form as in ``vote``'s ``majority_answer``; maj@k is 1 when that answer is correct.
+An answer that times out (or is absurdly long) costs only its timeout: it is wrong, and it is equivalent
+to nothing but copies of itself. Unlike ``vote``, which drops it, eval keeps it in the vote as its own
+class: a model that keeps writing one unverifiable answer has that as its majority, and maj@k is 0.
+``ScoreProblem`` is a pool job (``pool.VerifyPool``): the watchdog also covers a worker stuck in C code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .cluster import Equivalent, GroupLabel, _most_written, label_group  # _most_written: vote's choice
+from .equivalence import Pathological, ScoreAgainstGold, Verifier
+from .extract import answer_key
+
+
+@dataclass(frozen=True)
+class ProblemScore:
+    """One problem's result; lists follow the order of the answers given."""
+
+    correct: list[bool]  # per sample: equivalent to the gold
+    status: str  # the vote's status: ok, tie (cluster 0 still taken) or no_answer
+    majority_answer: str | None  # most written form of cluster 0; None when no sample has an answer
+    maj_at_k: float  # 1.0 when the majority answer is correct
+    pathological: int  # samples whose answer timed out (each is wrong, and its own class in the vote)
+
+    @property
+    def pass_at_1(self) -> float | None:
+        """Mean correctness over the k samples (None for k = 0)."""
+        return sum(self.correct) / len(self.correct) if self.correct else None
+
+
+def problem_score(
+    correct: list[bool], label: GroupLabel, answers: list[str | None], pathological: int
+) -> ProblemScore:
+    """Combine per-sample correctness with the vote over the (checkable) answers."""
+    if 0 not in label.clusters:
+        return ProblemScore(correct, label.status, None, 0.0, pathological)
+    majority = _most_written(answers, label.clusters)
+    maj_correct = correct[answers.index(majority)]
+    return ProblemScore(correct, label.status, majority, float(maj_correct), pathological)
+
+
+def bounded(verifier: Verifier, bad: set[str]) -> Equivalent:
+    """``verifier.equivalent`` where an answer that times out is equivalent to nothing (its key is
+    added to ``bad``); identical strings are still one class, as ``label_group`` joins them first."""
+
+    def equivalent(a: str, b: str) -> bool:
+        try:
+            return verifier.equivalent(a, b)
+        except Pathological as err:
+            bad.add(answer_key(err.answer))
+            return False
+
+    return equivalent
+
+
+@dataclass(frozen=True)
+class ScoreProblem:
+    """Pool job: ``answers[0]`` is the gold, the rest are the k samples' answers (None: no answer)."""
+
+    def run(self, answers: list[str | None], verifier: Verifier) -> ProblemScore:
+        samples = answers[1:]
+        correct = [s == 1.0 for s in ScoreAgainstGold().run(answers, verifier)]
+        bad: set[str] = set()
+        label = label_group(samples, bounded(verifier, bad))
+        known = verifier.pathological  # also holds those that timed out against the gold
+        pathological = sum(
+            a is not None and (answer_key(a) in bad or answer_key(a) in known) for a in samples
+        )
+        return problem_score(correct, label, samples, pathological)
+
+    def fallback(self, answers: list[str | None]) -> ProblemScore:
+        """After the watchdog killed a worker: string identity only, for both correctness and the vote."""
+        correct = [s == 1.0 for s in ScoreAgainstGold().fallback(answers)]
+        return problem_score(correct, label_group(answers[1:], lambda a, b: False), answers[1:], 0)
