@@ -16,6 +16,7 @@ import typer
 
 from .curate.errors import OffcurateError
 from .curate.eval_command import eval_command
+from .train import options as opts
 from .train.command import train
 
 app = typer.Typer(
@@ -217,34 +218,25 @@ def pipeline(
 
 @app.command()
 def rollout(
-    model: Annotated[
-        str,
-        typer.Option(help="Local folder or Hub id of a causal LM with a chat template (or `tiny-random`)."),
-    ],
+    model: opts.Model = None,
     input: Annotated[
         Path, typer.Option("-i", "--input", help="A vote output (its questions/), or shards with `question`.")
     ] = Path("data/voted"),
     output: OutputDir = Path("data/rollouts"),
-    k: Annotated[int, typer.Option("-k", help="Samples per question.")] = 8,
-    max_new_tokens: Annotated[int, typer.Option(help="Generated tokens per sample, at most.")] = 4096,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.6,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 0.95,
+    k: opts.K = 8,
+    max_new_tokens: opts.MaxNewTokens = 4096,
+    temperature: opts.Temperature = 0.6,
+    top_p: opts.TopP = 0.95,
     questions: Annotated[
         str, typer.Option(help="Which questions of a vote output: `ok`, `all-positive` or `all`.")
     ] = "ok",
     limit: Annotated[int | None, typer.Option(help="Only the first N questions (by question id).")] = None,
-    batch_size: Annotated[
-        int, typer.Option(help="Sequences per generate call (prompts x k); lower it on out-of-memory.")
-    ] = 64,
-    backend: Annotated[
-        str, typer.Option(help="`auto` (vLLM when installed and on a GPU), `transformers` or `vllm`.")
-    ] = "auto",
-    device: Annotated[str, typer.Option(help="`auto` (CUDA if present), `cpu`, `cuda:1`, ...")] = "auto",
-    dtype: Annotated[str, typer.Option(help="`auto` (bf16 on CUDA, else fp32), `bf16`, `fp32`.")] = "auto",
-    seed: Seed = 0,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run: finished batches are kept.")
-    ] = False,
+    batch_size: opts.BatchSize = 64,
+    backend: opts.Backend = "auto",
+    device: opts.Device = "auto",
+    dtype: opts.DType = "auto",
+    seed: opts.Seed = 0,
+    resume: opts.Resume = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Sample k responses per question from a model: the base-model rollouts behind Figure 2.
@@ -253,24 +245,14 @@ def rollout(
     response, finish_reason, response_tokens shards: what `stats --base-rollouts` and `sample --bucket-by
     base_pass_rate` build on. Interrupted? Run the same command with --resume.
     """
-    from .train.generate import SamplingConfig
     from .train.rollout import run_rollout
 
-    run_rollout(
-        input,
-        output,
-        model,
-        SamplingConfig(k, max_new_tokens, temperature, top_p),
-        select=questions,
-        limit=limit,
-        batch_size=batch_size,
-        seed=seed,
-        backend=backend,
-        device=device,
-        dtype=dtype,
-        resume=resume,
-        overwrite=overwrite,
-    ).print()
+    if model is None:
+        raise typer.BadParameter("give the model to sample (a local folder or Hub id)", param_hint="--model")
+    run = opts.generation(
+        model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype
+    )
+    run_rollout(input, output, run, select=questions, limit=limit, resume=resume, overwrite=overwrite).print()
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """The ``offcurate eval`` command (registered in cli.py): score responses on benchmarks, or compare two runs.
 
+    offcurate eval -b math500.jsonl -b aime24.jsonl --model Qwen/Qwen2.5-1.5B-Instruct -k 4 -o runs/eval-base
     offcurate eval -b math500.jsonl -b aime24.jsonl --responses runs/rollouts -o runs/eval-base
     offcurate eval --compare runs/eval-base runs/eval-grpo -o runs/compare
 
@@ -13,10 +14,13 @@ from typing import Annotated
 
 import typer
 
-from .equivalence import DEFAULT_TIMEOUT
+from ..train import options as opts
 from .errors import OffcurateError
 
-USAGE = "give --benchmark FILE (once per benchmark) and --responses DIR, or --compare BASE TRAINED"
+USAGE = (
+    "give --benchmark FILE (once per benchmark) and --model M (to sample answers) or --responses DIR "
+    "(answers sampled before), or --compare BASE TRAINED"
+)
 
 
 def eval_command(
@@ -41,7 +45,8 @@ def eval_command(
             metavar="DIR",
             help=(
                 "Folder of sampled responses (`offcurate rollout` format: question_id or question, "
-                "sample_idx, response), matched to the benchmark problems by question_id."
+                "sample_idx, response), matched to the benchmark problems by question_id. With --model: "
+                "where the new samples go (default: OUTPUT-responses next to the output)."
             ),
         ),
     ] = None,
@@ -62,10 +67,21 @@ def eval_command(
     workers: Annotated[int | None, typer.Option(help="Scoring processes (default: all cores).")] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds per math-verify parse/compare; a slower answer counts as wrong.")
-    ] = DEFAULT_TIMEOUT,
+    ] = 2.0,  # equivalence.DEFAULT_TIMEOUT, not imported: --help stays free of pyarrow
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")
     ] = False,
+    model: opts.Model = None,
+    k: opts.K = 4,
+    max_new_tokens: opts.MaxNewTokens = 4096,
+    temperature: opts.Temperature = 0.6,
+    top_p: opts.TopP = 0.95,
+    batch_size: opts.BatchSize = 64,
+    backend: opts.Backend = "auto",
+    device: opts.Device = "auto",
+    dtype: opts.DType = "auto",
+    seed: opts.Seed = 0,
+    resume: opts.Resume = False,
 ) -> None:
     """pass@1 and maj@k of sampled responses on benchmarks with gold answers; or compare two eval runs.
 
@@ -73,7 +89,8 @@ def eval_command(
     equivalence). pass@1 is the mean correctness over a problem's k samples; maj@k is 1 when the largest
     class of equivalent answers (ties: the first seen, by sample_idx) is the gold. Writes results.parquet
     (one row per problem), summary.parquet and summary.json (one row per benchmark) and a card; problems
-    without responses are listed, never dropped.
+    without responses are listed, never dropped. With --model the answers are sampled first, exactly as
+    `offcurate rollout` does (chat template, k samples, resumable with --resume), into --responses.
 
     `--compare BASE TRAINED` reads two such folders and writes compare.parquet/compare.json (per-benchmark
     deltas, trained minus base) and radar.png (one axis per benchmark, one polygon per model).
@@ -86,16 +103,27 @@ def eval_command(
 
         run_compare(*compare, output or Path("runs/compare"), overwrite=overwrite).print()
         return
-    if not benchmark or responses is None:
-        # Where `--model` lands: generate into a temporary folder with `offcurate rollout` on
-        # evaluate.benchmark_questions(benchmarks), then call evaluate.evaluate(benchmarks, tmp, output).
+    if not benchmark or (responses is None and model is None):
         raise OffcurateError(USAGE)
+    from .benchmarks import benchmark_questions, load_benchmarks
     from .evaluate import evaluate
 
+    output = output or Path("runs/eval")
+    benchmarks = load_benchmarks(benchmark)
+    if model is not None:
+        from ..train.rollout import rollout_questions
+
+        responses = responses or output.parent / f"{output.name}-responses"
+        run = opts.generation(
+            model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype
+        )
+        rollout_questions(
+            benchmark_questions(benchmarks), responses, run, resume=resume, overwrite=overwrite
+        ).print()
     evaluate(
-        benchmark,
+        benchmarks,
         responses,
-        output or Path("runs/eval"),
+        output,
         workers=workers,
         timeout=timeout,
         overwrite=overwrite,

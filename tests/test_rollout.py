@@ -20,6 +20,7 @@ from offcurate.curate.filter import question_id  # noqa: E402
 from offcurate.train import rollout as rollout_module  # noqa: E402
 from offcurate.train.generate import (  # noqa: E402
     Completion,
+    Generation,
     SamplingConfig,
     VLLMGenerator,
     cut_at_stop,
@@ -35,6 +36,10 @@ GROUPS = {
     "What is 5+5?": ["10", "10", "11", "10"],
 }
 SMALL = SamplingConfig(k=2, max_new_tokens=6)
+
+
+def tiny(batch_size=64, sampling=SMALL):
+    return Generation("tiny-random", sampling, batch_size=batch_size)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +129,7 @@ def test_vllm_adapter_maps_outputs(monkeypatch):
 
 
 def test_rollout_writes_k_samples_per_selected_question(voted, tmp_path):
-    report = run_rollout(voted, tmp_path / "roll", "tiny-random", SMALL, select="all-positive", batch_size=2)
+    report = run_rollout(voted, tmp_path / "roll", tiny(2), select="all-positive")
     rolls = read(tmp_path / "roll")
     expected = sorted(question_id(q) for q in ("What is 1+1?", "What is 3+3?"))
     assert sorted(set(rolls["question_id"])) == expected
@@ -138,14 +143,14 @@ def test_rollout_writes_k_samples_per_selected_question(voted, tmp_path):
 
 
 def test_ok_selection_and_limit(voted, tmp_path):
-    run_rollout(voted, tmp_path / "roll", "tiny-random", SMALL, select="ok", limit=3, batch_size=64)
+    run_rollout(voted, tmp_path / "roll", tiny(), select="ok", limit=3)
     ok = sorted(question_id(q) for q in GROUPS if q != "Name a prime.")
     assert sorted(set(read(tmp_path / "roll")["question_id"])) == ok[:3]
 
 
 def test_resume_gives_the_uninterrupted_result(voted, tmp_path, monkeypatch):
     straight = tmp_path / "straight"
-    run_rollout(voted, straight, "tiny-random", SMALL, select="ok", batch_size=2)
+    run_rollout(voted, straight, tiny(2), select="ok")
 
     real = rollout_module.open_generator
     interrupted = tmp_path / "interrupted"
@@ -165,15 +170,16 @@ def test_resume_gives_the_uninterrupted_result(voted, tmp_path, monkeypatch):
 
     monkeypatch.setattr(rollout_module, "open_generator", failing_after_one)
     with pytest.raises(KeyboardInterrupt):
-        run_rollout(voted, interrupted, "tiny-random", SMALL, select="ok", batch_size=2)
+        run_rollout(voted, interrupted, tiny(2), select="ok")
     assert not interrupted.exists()
     monkeypatch.setattr(rollout_module, "open_generator", real)
     with pytest.raises(OutputExistsError, match="--resume"):
-        run_rollout(voted, interrupted, "tiny-random", SMALL, select="ok", batch_size=2)
+        run_rollout(voted, interrupted, tiny(2), select="ok")
     with pytest.raises(InputError, match="k differ"):
-        run_rollout(voted, interrupted, "tiny-random", SamplingConfig(k=3, max_new_tokens=6), select="ok",
-                    batch_size=2, resume=True)  # fmt: skip
-    report = run_rollout(voted, interrupted, "tiny-random", SMALL, select="ok", batch_size=2, resume=True)
+        run_rollout(
+            voted, interrupted, tiny(2, SamplingConfig(k=3, max_new_tokens=6)), select="ok", resume=True
+        )
+    report = run_rollout(voted, interrupted, tiny(2), select="ok", resume=True)
     assert report.counts["questions resumed (already sampled)"] == 1
     assert read(interrupted).equals(read(straight))
 
@@ -188,7 +194,7 @@ def test_resume_gives_the_uninterrupted_result(voted, tmp_path, monkeypatch):
 def test_bad_options(voted, tmp_path, kwargs, error, message):
     with pytest.raises(error, match=message):
         sampling = SamplingConfig(k=0) if "sampling" in kwargs else SMALL
-        run_rollout(voted, tmp_path / "roll", "tiny-random", sampling, select=kwargs.get("select", "ok"))
+        run_rollout(voted, tmp_path / "roll", tiny(sampling=sampling), select=kwargs.get("select", "ok"))
     assert not (tmp_path / "roll").exists()
 
 
@@ -196,4 +202,4 @@ def test_input_without_questions(tmp_path):
     (tmp_path / "in").mkdir()
     pl.DataFrame({"prompt": ["x"]}).write_parquet(tmp_path / "in" / "a.parquet")
     with pytest.raises(InputError, match="missing column 'question'"):
-        run_rollout(tmp_path / "in", tmp_path / "roll", "tiny-random", SMALL, select="all")
+        run_rollout(tmp_path / "in", tmp_path / "roll", tiny(), select="all")

@@ -39,6 +39,19 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class Generation:
+    """The model and how to sample it: what ``rollout`` and ``eval --model`` share."""
+
+    model: str
+    sampling: SamplingConfig
+    batch_size: int = 64
+    seed: int = 0
+    backend: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     finish_reason: str  # "stop" (a stop token was generated) or "length" (cut at max_new_tokens)

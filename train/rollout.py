@@ -21,6 +21,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -29,7 +30,7 @@ from ..curate.errors import InputError, OffcurateError, OutputExistsError
 from ..curate.questions import load_questions
 from ..curate.report import StageReport, progress
 from ..curate.shards import ShardWriter, atomic_output, shard_name
-from .generate import Completion, SamplingConfig, open_generator
+from .generate import Completion, Generation, open_generator
 
 MISSING = "offcurate rollout needs torch and transformers: pip install 'offcurate[train]'"
 ROLLOUT_SCHEMA = pa.schema(
@@ -148,18 +149,33 @@ class Parts:
 def run_rollout(
     input_dir: Path,
     output: Path,
-    model: str,
-    sampling: SamplingConfig,
+    generation: Generation,
     select: str = "ok",
     limit: int | None = None,
-    batch_size: int = 64,
-    seed: int = 0,
-    backend: str = "auto",
-    device: str = "auto",
-    dtype: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
 ) -> StageReport:
+    """``offcurate rollout``: the selected questions of ``input_dir`` (see ``rollout_questions``)."""
+    _check_output(output, overwrite)
+    questions = load_questions(input_dir, select, limit)
+    return rollout_questions(questions, output, generation, resume=resume, overwrite=overwrite)
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    output = Path(output)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{output}: output folder exists and is not empty (pass --overwrite)")
+
+
+def rollout_questions(
+    questions: pl.DataFrame,
+    output: Path,
+    generation: Generation,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> StageReport:
+    """k samples for each distinct question of ``questions`` (columns question_id, question) into
+    ``output``; ``eval --model`` calls this with the benchmarks' problems."""
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
@@ -170,34 +186,36 @@ def run_rollout(
     from .tiny import TINY_MODEL, resolve_model
 
     output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{output}: output folder exists and is not empty (pass --overwrite)")
+    _check_output(output, overwrite)
     report = StageReport("rollout", output=str(output))
-    questions = load_questions(input_dir, select, limit)
+    questions = (
+        questions.select("question_id", "question").unique("question_id", keep="first").sort("question_id")
+    )
     qids, texts = questions["question_id"].to_list(), questions["question"].to_list()
     digest = hashlib.sha256("\n".join(qids).encode()).hexdigest()[:16]
+    g, sampling, seed = generation, generation.sampling, generation.seed
     options = RolloutOptions(
-        model,
+        g.model,
         sampling.k,
         sampling.max_new_tokens,
         sampling.temperature,
         sampling.top_p,
         seed,
-        batch_size,
+        g.batch_size,
         digest,
     )
     parts = Parts(output, options, resume, overwrite)
-    source = resolve_model(model, parts.folder / TINY_MODEL, seed=seed)
+    source = resolve_model(g.model, parts.folder / TINY_MODEL, seed=seed)
     encoder = ChatEncoder(load_tokenizer(source))
     prompts = [encoder.prompt_text(q) for q in texts]
     lengths = [len(ids) for ids in encoder.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    batches = make_batches(lengths, sampling.k, batch_size)
+    batches = make_batches(lengths, sampling.k, g.batch_size)
     done = parts.done()
     todo = [b for b in range(len(batches)) if b not in done]
 
     generated, started = 0, time.perf_counter()
     if todo:
-        generator = open_generator(source, backend, device, dtype)
+        generator = open_generator(source, g.backend, g.device, g.dtype)
         with progress() as bar:
             task = bar.add_task("rollout: questions", total=len(qids))
             bar.advance(task, sum(len(batches[b]) for b in done))
@@ -219,7 +237,7 @@ def run_rollout(
     samples_written, reasons = parts.finish(output, overwrite)
     report.counts.update(
         {
-            "model": model,
+            "model": g.model,
             "questions": len(qids),
             "questions resumed (already sampled)": sum(len(batches[b]) for b in done),
             "samples": samples_written,
