@@ -117,7 +117,7 @@ def label_group(answers: Sequence[str | None], equivalent: Equivalent, all_pairs
         status = OK
     if status == OK:
         rewards: list[float | None] = [1.0 if c == 0 else 0.0 for c in clusters]
-        majority_answer = _most_written(answers, clusters)
+        majority_answer = most_written(answers, clusters)
     else:
         rewards = [None] * len(answers)
         majority_answer = None
@@ -131,7 +131,7 @@ def label_group(answers: Sequence[str | None], equivalent: Equivalent, all_pairs
     )
 
 
-def _most_written(answers: Sequence[str | None], clusters: Sequence[int | None]) -> str:
+def most_written(answers: Sequence[str | None], clusters: Sequence[int | None]) -> str:
     """The written form used most often in class 0 (first appearance breaks ties)."""
     counts: dict[str, int] = {}
     for answer, cluster in zip(answers, clusters):

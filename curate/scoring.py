@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cluster import Equivalent, GroupLabel, _most_written, label_group  # _most_written: vote's choice
+from .cluster import Equivalent, GroupLabel, label_group, most_written
 from .equivalence import Pathological, ScoreAgainstGold, Verifier
 from .extract import answer_key
 
@@ -45,7 +45,7 @@ def problem_score(
     """Combine per-sample correctness with the vote over the (checkable) answers."""
     if 0 not in label.clusters:
         return ProblemScore(correct, label.status, None, 0.0, pathological)
-    majority = _most_written(answers, label.clusters)
+    majority = most_written(answers, label.clusters)
     maj_correct = correct[answers.index(majority)]
     return ProblemScore(correct, label.status, majority, float(maj_correct), pathological)
 
