@@ -76,7 +76,11 @@ def train(
         float, _opt("KL(π_θ‖π_ref) weight, k3 estimator; > 0 keeps a frozen copy of the start model.")
     ] = 0.0,
     shaping: Annotated[
-        Shaping, _opt("`luffy`: f(π)=π/(π+γ) instead of π in the positive-advantage term.")
+        Shaping,
+        _opt(
+            "`luffy`: LUFFY's off-policy term f(π)·A with f(π)=π/(π+γ) for every token of either sign, "
+            "no clip (--eps unused)."
+        ),
     ] = Shaping.none,
     gamma: Annotated[float, _opt("γ of the LUFFY shaping.")] = 0.1,
     lr: Annotated[float, _opt("Peak learning rate (LUFFY used 1e-6 for 7B).")] = 1e-6,
