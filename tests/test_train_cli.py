@@ -90,6 +90,7 @@ BAD = {
     "missing_folder": (False, [], "no such file or folder"),
     "micro_batch_below_max_len": (True, ["--tokens-per-micro-batch", "100"], "--tokens-per-micro-batch"),
     "eps_out_of_range": (True, ["--eps", "1.5"], "eps must be in [0, 1)"),
+    "sft_ignores_shaping": (True, ["--loss", "sft", "--shaping", "luffy"], "--loss sft ignores --shaping"),
     "resume_without_run": (True, ["--resume"], "config.json: missing"),
     "every_trace_too_long": (True, ["--max-len", "20", "--max-steps", "1"], "no trainable trajectory"),
 }

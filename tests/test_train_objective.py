@@ -171,9 +171,28 @@ def test_lr_multiplier(step, expected):
     assert lr_multiplier(step, warmup_steps=4, total_steps=10) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"loss": "ppo"}, {"shaping": "x"}, {"eps": 1.0}, {"beta": -1.0}], ids=lambda k: next(iter(k))
-)
-def test_bad_objective_options(kwargs):
-    with pytest.raises(ValueError):
+BAD_OBJECTIVES = {
+    "unknown_loss": ({"loss": "ppo"}, "loss must be one of"),
+    "unknown_shaping": ({"shaping": "x"}, "shaping must be one of"),
+    "eps_1": ({"eps": 1.0}, r"eps must be in \[0, 1\)"),
+    "negative_beta": ({"beta": -1.0}, "beta must be >= 0"),
+    "sft_with_shaping": ({"loss": "sft", "shaping": "luffy"}, "--loss sft ignores --shaping"),
+    "sft_with_eps_and_bias": ({"loss": "sft", "eps": 0.3, "bias": 0.0}, "--loss sft ignores --bias, --eps"),
+    "luffy_with_eps": ({"shaping": "luffy", "eps": 0.3}, "--shaping luffy ignores --eps"),
+    "gamma_without_luffy": ({"gamma": 0.2}, "--shaping none ignores --gamma"),
+}
+
+
+@pytest.mark.parametrize("kwargs, message", list(BAD_OBJECTIVES.values()), ids=list(BAD_OBJECTIVES))
+def test_bad_objective_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         ObjectiveConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"loss": "sft", "beta": 0.1}, {"shaping": "luffy", "gamma": 0.2}, {"eps": 0.3, "bias": 0.0}],
+    ids=["sft_with_kl", "luffy_gamma", "grpo_eps_bias"],
+)
+def test_options_the_objective_reads_are_accepted(kwargs):
+    assert ObjectiveConfig(**kwargs)

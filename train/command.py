@@ -66,7 +66,11 @@ def train(
         _opt("Run folder: config.json, metrics.jsonl, checkpoint-*/, final/ (HF format).", "-o", "--output"),
     ] = Path("runs/train"),
     loss: Annotated[
-        Loss, _opt("`off-grpo`: off-policy GRPO with the all-positive bias; `sft`: NLL of positive traces.")
+        Loss,
+        _opt(
+            "`off-grpo`: off-policy GRPO with the all-positive bias; `sft`: NLL of positive traces "
+            "(--bias, --eps, --shaping, --gamma do not apply and are refused)."
+        ),
     ] = Loss.off_grpo,
     bias: Annotated[
         float, _opt("b added to every advantage of an all-positive group (0 = plain off-policy GRPO).")
@@ -82,7 +86,7 @@ def train(
             "no clip (--eps unused)."
         ),
     ] = Shaping.none,
-    gamma: Annotated[float, _opt("γ of the LUFFY shaping.")] = 0.1,
+    gamma: Annotated[float, _opt("γ of the LUFFY shaping (only with --shaping luffy).")] = 0.1,
     lr: Annotated[float, _opt("Peak learning rate (LUFFY used 1e-6 for 7B).")] = 1e-6,
     weight_decay: Annotated[float, _opt("AdamW weight decay (not applied to biases and norms).")] = 0.0,
     warmup_steps: Annotated[int, _opt("Linear warmup steps, then cosine decay to 0 at the last step.")] = 10,

@@ -55,6 +55,19 @@ class ObjectiveConfig:
             raise ValueError(f"eps must be in [0, 1), got {self.eps}")
         if self.beta < 0 or self.gamma <= 0:
             raise ValueError("beta must be >= 0 and gamma > 0")
+        ignored = [f"--{name}" for name in self.ignored_fields() if getattr(self, name) != _DEFAULTS[name]]
+        if ignored:
+            what = f"--loss {self.loss}" + (f" --shaping {self.shaping}" if self.loss != "sft" else "")
+            raise ValueError(f"{what} ignores {', '.join(ignored)}: leave it at its default")
+
+    def ignored_fields(self) -> tuple[str, ...]:
+        """The knobs this objective does not read: setting one is a mistake, not a silent no-op."""
+        if self.loss == "sft":
+            return ("bias", "eps", "shaping", "gamma")
+        return ("eps",) if self.shaping == "luffy" else ("gamma",)
+
+
+_DEFAULTS = {name: f.default for name, f in ObjectiveConfig.__dataclass_fields__.items()}
 
 
 def is_all_positive(rewards: Sequence[float]) -> bool:
