@@ -149,11 +149,10 @@ class Session:
         )  # fmt: skip
 
 
-def _setup(cfg: TrainConfig, report: StageReport) -> Session:
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.dtype, device)
-    index = open_voted(cfg.input)
-    _prepare_run_dir(cfg)
+def _setup(
+    cfg: TrainConfig, report: StageReport, device: torch.device, precision: Precision, index: VotedIndex
+) -> Session:
+    """Model, optimizer, schedule and data stream of a prepared run folder (fresh or from a checkpoint)."""
     torch.manual_seed(cfg.seed)
     source = _model_source(cfg)
     state, weights_from = None, source
@@ -238,14 +237,9 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
     }
 
 
-def run_training(cfg: TrainConfig) -> StageReport:
-    """Train as configured; return the stage report (also written to RUN/summary.json)."""
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    cfg.validate()
-    report = StageReport("train", output=str(cfg.output))
-    s = _setup(cfg, report)
+def _train_loop(s: Session) -> tuple[list[dict], int]:
+    """Optimizer steps until the end of the run or of the data; returns the metrics rows, last saved step."""
+    cfg = s.cfg
     log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
     n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
     rows, last_saved = [], s.step
@@ -263,10 +257,32 @@ def run_training(cfg: TrainConfig) -> StageReport:
             if cfg.save_every and s.step % cfg.save_every == 0:
                 s.save()
                 last_saved = s.step
-    if s.step == 0:
-        if not cfg.resume:
+    return rows, last_saved
+
+
+def run_training(cfg: TrainConfig) -> StageReport:
+    """Train as configured; return the stage report (also written to RUN/summary.json)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    cfg.validate()
+    report = StageReport("train", output=str(cfg.output))
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.dtype, device)
+    index = open_voted(cfg.input)  # bad options and input fail here, before the run folder is touched
+    _prepare_run_dir(cfg)
+    s = None
+    try:
+        s = _setup(cfg, report, device, precision, index)
+        rows, last_saved = _train_loop(s)
+        if s.step == 0:
+            raise InputError(f"{cfg.input}: no trainable trajectory (dropped: {dict(s.stream.dropped)})")
+    except BaseException:
+        # a fresh run that failed before its first step (bad --model, OOM, no data) leaves no folder
+        # behind, so the corrected command works without --overwrite
+        if not cfg.resume and (s is None or s.step == 0):
             shutil.rmtree(cfg.output, ignore_errors=True)
-        raise InputError(f"{cfg.input}: no trainable trajectory (dropped: {dict(s.stream.dropped)})")
+        raise
     if s.step > last_saved or not list_checkpoints(cfg.output):
         s.save()
     final = cfg.output / "final"
