@@ -95,6 +95,11 @@ BAD = {
     "every_trace_too_long": (True, ["--max-len", "20", "--max-steps", "1"], "no trainable trajectory"),
     # the run folder is made before the model loads: a fresh run that fails removes it again
     "model_folder_empty": (True, lambda tmp: ["--model", str(_folder(tmp))], "cannot load its tokenizer"),
+    "model_not_causal_lm": (
+        True,
+        lambda tmp: ["--model", str(_folder(tmp, '{"model_type": "t5"}'))],
+        "Unrecognized configuration class",
+    ),
 }
 
 

@@ -204,7 +204,11 @@ def set_attention(model: PreTrainedModel, implementation: str) -> None:
 def load_model(
     source: str | Path, precision: Precision, device: torch.device, attn: str = "auto"
 ) -> PreTrainedModel:
-    """``from_pretrained`` in the parameter dtype, moved to ``device``, attention chosen for packed rows."""
+    """``from_pretrained`` in the parameter dtype, moved to ``device``, attention chosen for packed rows.
+
+    A folder or id that is not a causal LM (missing weights: OSError; e.g. a T5 config: ValueError) is a
+    one-line error naming ``--model``.
+    """
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -216,7 +220,7 @@ def load_model(
         major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
         dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
         model = AutoModelForCausalLM.from_pretrained(source, **{dtype_key: precision.param_dtype})
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
     set_attention(model, implementation)
     model.config.use_cache = False
