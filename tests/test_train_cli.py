@@ -94,11 +94,16 @@ BAD = {
     "resume_without_run": (True, ["--resume"], "config.json: missing"),
     "every_trace_too_long": (True, ["--max-len", "20", "--max-steps", "1"], "no trainable trajectory"),
     # the run folder is made before the model loads: a fresh run that fails removes it again
-    "model_folder_empty": (True, lambda tmp: ["--model", str(_folder(tmp))], "cannot load its tokenizer"),
+    "model_folder_empty": (True, lambda tmp: ["--model", str(_folder(tmp))], "model: cannot load it ("),
     "model_not_causal_lm": (
         True,
         lambda tmp: ["--model", str(_folder(tmp, '{"model_type": "t5"}'))],
         "Unrecognized configuration class",
+    ),
+    "max_len_above_model_positions": (
+        True,
+        ["--max-len", "40000", "--tokens-per-micro-batch", "40000"],
+        "--max-len 40000 is above the model's max_position_embeddings 32768",
     ),
 }
 

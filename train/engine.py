@@ -37,8 +37,10 @@ from .metrics import (
 )
 from .model import (
     Precision,
+    check_max_len,
     count_parameters,
     enable_checkpointing,
+    load_config,
     load_model,
     load_tokenizer,
     packed_logprobs,
@@ -149,9 +151,7 @@ class Session:
         )  # fmt: skip
 
 
-def _setup(
-    cfg: TrainConfig, report: StageReport, device: torch.device, precision: Precision, index: VotedIndex
-) -> Session:
+def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: VotedIndex) -> Session:
     """Model, optimizer, schedule and data stream of a prepared run folder (fresh or from a checkpoint)."""
     torch.manual_seed(cfg.seed)
     source = _model_source(cfg)
@@ -161,11 +161,10 @@ def _setup(
         state = load_state(Path(weights_from))
         if state["data"].get("fingerprint") != index.fingerprint:
             raise InputError(f"{cfg.input}: the input changed since {weights_from} was written")
+    config = load_config(weights_from)
+    check_max_len(config, cfg.max_len)
     tokenizer = load_tokenizer(weights_from)
-    model = load_model(weights_from, precision, device, cfg.attn)
-    positions = getattr(model.config, "max_position_embeddings", cfg.max_len)
-    if cfg.max_len > positions:
-        report.counts["warning"] = f"--max-len above the model's {positions} positions"
+    model = load_model(weights_from, precision, device, cfg.attn, config=config)
     ref_model = None
     if cfg.objective.beta > 0:
         ref_model = load_model(source, precision, device, cfg.attn).eval().requires_grad_(False)
@@ -273,7 +272,7 @@ def run_training(cfg: TrainConfig) -> StageReport:
     _prepare_run_dir(cfg)
     s = None
     try:
-        s = _setup(cfg, report, device, precision, index)
+        s = _setup(cfg, device, precision, index)
         rows, last_saved = _train_loop(s)
         if s.step == 0:
             raise InputError(f"{cfg.input}: no trainable trajectory (dropped: {dict(s.stream.dropped)})")

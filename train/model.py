@@ -201,8 +201,32 @@ def set_attention(model: PreTrainedModel, implementation: str) -> None:
     model.config._attn_implementation = implementation
 
 
+def load_config(source: str | Path) -> PretrainedConfig:
+    """The model's config alone (no weights), so options can be checked against it before the load."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:  # ValueError: an unknown or missing model_type
+        raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
+
+
+def check_max_len(config: PretrainedConfig, max_len: int) -> None:
+    """Positions past ``max_position_embeddings`` were never trained: refuse before loading any weights."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_len > positions:
+        raise OffcurateError(
+            f"--max-len {max_len} is above the model's max_position_embeddings {positions}: "
+            f"pass --max-len {positions} or less"
+        )
+
+
 def load_model(
-    source: str | Path, precision: Precision, device: torch.device, attn: str = "auto"
+    source: str | Path,
+    precision: Precision,
+    device: torch.device,
+    attn: str = "auto",
+    config: PretrainedConfig | None = None,
 ) -> PreTrainedModel:
     """``from_pretrained`` in the parameter dtype, moved to ``device``, attention chosen for packed rows.
 
@@ -210,16 +234,18 @@ def load_model(
     one-line error naming ``--model``.
     """
     import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    config = load_config(source) if config is None else config
+    implementation = pick_attention(attn, device, config)
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
     try:
-        config = AutoConfig.from_pretrained(source)
-        implementation = pick_attention(attn, device, config)
-        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-        dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-        model = AutoModelForCausalLM.from_pretrained(source, **{dtype_key: precision.param_dtype})
+        model = AutoModelForCausalLM.from_pretrained(
+            source, config=config, **{dtype_key: precision.param_dtype}
+        )
     except (OSError, ValueError) as err:
         raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
     set_attention(model, implementation)
