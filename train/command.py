@@ -91,9 +91,22 @@ def train(
     weight_decay: Annotated[float, _opt("AdamW weight decay (not applied to biases and norms).")] = 0.0,
     warmup_steps: Annotated[int, _opt("Linear warmup steps, then cosine decay to 0 at the last step.")] = 10,
     max_steps: Annotated[
-        int | None, _opt("Stop after this many optimizer steps (data loops over epochs); default: --epochs.")
+        int | None,
+        _opt(
+            "Length of the run in optimizer steps (the data loops over epochs); default: --epochs. The "
+            "cosine decays to 0 at its end, so it is fixed once the run starts (see --stop-after)."
+        ),
     ] = None,
-    epochs: Annotated[int, _opt("Passes over the ok questions when --max-steps is not given.")] = 1,
+    epochs: Annotated[
+        int, _opt("Passes over the ok questions when --max-steps is not given (fixed once the run starts).")
+    ] = 1,
+    stop_after: Annotated[
+        int | None,
+        _opt(
+            "End this invocation after global step N (<= the run's length) with a checkpoint; "
+            "--resume continues on the same schedule, as if the run had not stopped."
+        ),
+    ] = None,
     questions_per_step: Annotated[
         int, _opt("Questions per optimizer step; all G traces of a question share one step.")
     ] = 8,
@@ -113,7 +126,11 @@ def train(
     keep_last: Annotated[int, _opt("Keep only the newest N checkpoints (0: keep all).")] = 2,
     resume: Annotated[
         bool,
-        _opt("Continue from the newest checkpoint in OUTPUT (bit-for-bit on the same device).", "--resume"),
+        _opt(
+            "Continue from the newest checkpoint in OUTPUT (bit-for-bit on the same device). Options that "
+            "change the objective, data order or schedule (--max-steps/--epochs included) are refused.",
+            "--resume",
+        ),
     ] = False,
     overwrite: Annotated[
         bool, _opt("Delete an earlier train run in OUTPUT first (otherwise refused).", "--overwrite")
@@ -165,6 +182,7 @@ def train(
         warmup_steps=warmup_steps,
         max_steps=max_steps,
         epochs=epochs,
+        stop_after=stop_after,
         questions_per_step=questions_per_step,
         tokens_per_micro_batch=tokens_per_micro_batch,
         max_len=max_len,

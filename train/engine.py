@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..curate.errors import InputError, OutputExistsError
+from ..curate.errors import InputError, OffcurateError, OutputExistsError
 from ..curate.report import StageReport
 from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -139,7 +139,8 @@ class Session:
     scheduler: object
     stream: StepStream
     step: int
-    total: int
+    total: int  # the run's length: the schedule's horizon, fixed when the run starts
+    end: int  # where this invocation stops: ``total``, or earlier with --stop-after
 
     def data_state(self) -> dict:
         return {**self.stream.state(), "fingerprint": self.index.fingerprint}
@@ -147,7 +148,7 @@ class Session:
     def save(self) -> None:
         save_checkpoint(
             self.cfg.output, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
-            self.data_state(), self.cfg.keep_last,
+            self.data_state(), self.total, self.cfg.keep_last,
         )  # fmt: skip
 
 
@@ -161,6 +162,9 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
         state = load_state(Path(weights_from))
         if state["data"].get("fingerprint") != index.fingerprint:
             raise InputError(f"{cfg.input}: the input changed since {weights_from} was written")
+    step = int(state["step"]) if state else 0
+    total = _run_length(cfg, index, state)
+    end = _stop_step(cfg, step, total)  # checked before any weight loads
     config = load_config(weights_from)
     check_max_len(config, cfg.max_len)
     tokenizer = load_tokenizer(weights_from)
@@ -172,7 +176,6 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
 
-    total = cfg.max_steps or -(-len(index.groups) // cfg.questions_per_step) * cfg.epochs
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, device)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, total)
     data = state["data"] if state else {"epoch": 0, "position": 0, "dropped": {}}
@@ -182,15 +185,42 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
         epoch=data["epoch"], position=data["position"],
     )  # fmt: skip
     stream.dropped.update(data["dropped"])
-    step = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        step = int(state["step"])
     return Session(
-        cfg, device, precision, index, tokenizer, model, ref_model, optimizer, scheduler, stream, step, total
-    )
+        cfg, device, precision, index, tokenizer, model, ref_model, optimizer, scheduler, stream, step, total,
+        end,
+    )  # fmt: skip
+
+
+def _run_length(cfg: TrainConfig, index: VotedIndex, state: dict | None) -> int:
+    """Optimizer steps of the whole run, the horizon the cosine decays over.
+
+    LambdaLR does not store its lambda, so a resumed run must rebuild the schedule with the horizon the run
+    started with: the checkpoint stores it, and --max-steps / --epochs cannot change on resume (config).
+    """
+    total = cfg.max_steps or -(-len(index.groups) // cfg.questions_per_step) * cfg.epochs
+    saved = state.get("total_steps") if state else None
+    if saved is not None and int(saved) != total:
+        raise InputError(
+            f"{cfg.output}: the checkpoint belongs to a run of {saved} steps, these options give {total}"
+        )
+    return total
+
+
+def _stop_step(cfg: TrainConfig, step: int, total: int) -> int:
+    """The last step of this invocation: the run's end, or --stop-after (never past the run's end)."""
+    if cfg.stop_after is None:
+        return total
+    if cfg.stop_after > total:
+        raise OffcurateError(
+            f"--stop-after {cfg.stop_after} is past the run's last step {total} (--max-steps / --epochs)"
+        )
+    if cfg.stop_after <= step:
+        raise OffcurateError(f"--stop-after {cfg.stop_after}: the run is already at step {step}")
+    return cfg.stop_after
 
 
 def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float | None) -> dict:
@@ -242,9 +272,9 @@ def _train_loop(s: Session) -> tuple[list[dict], int]:
     log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
     n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
     rows, last_saved = [], s.step
-    view, task = live_view(s.total, s.step)
+    view, task = live_view(s.end, s.step)
     with view:
-        while s.step < s.total:
+        while s.step < s.end:
             batch = s.stream.next_step()
             if batch is None:
                 break
@@ -252,7 +282,7 @@ def _train_loop(s: Session) -> tuple[list[dict], int]:
             log.write(row)
             rows.append(row)
             view.update(task, completed=s.step, info=describe(row))
-            log_plain(s.step, s.total, row)
+            log_plain(s.step, s.end, row)
             if cfg.save_every and s.step % cfg.save_every == 0:
                 s.save()
                 last_saved = s.step
