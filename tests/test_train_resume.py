@@ -114,6 +114,9 @@ def test_resume_refuses_changed_objective_and_missing_checkpoint(tmp_path):
     run_training(_config(voted, run, max_steps=1, objective=ObjectiveConfig()))
     with pytest.raises(OffcurateError, match=r"--bias 0.5 -> 0.0"):
         run_training(_config(voted, run, max_steps=1, objective=ObjectiveConfig(bias=0.0), resume=True))
+    clip = _config(voted, run, max_steps=1, grad_clip=0.5, objective=ObjectiveConfig(), resume=True)
+    with pytest.raises(OffcurateError, match=r"--grad-clip 1.0 -> 0.5"):  # clipping changes every update
+        run_training(clip)
     with pytest.raises(OffcurateError, match="--overwrite or --resume"):
         run_training(_config(voted, run, max_steps=1, objective=ObjectiveConfig()))
     with pytest.raises(OffcurateError, match="refusing to delete"):  # --overwrite only replaces a run

@@ -25,6 +25,7 @@ IDENTITY = (
     "model",
     "lr",
     "weight_decay",
+    "grad_clip",
     "warmup_steps",
     "questions_per_step",
     "max_len",
