@@ -44,6 +44,7 @@ from .model import (
     load_model,
     load_tokenizer,
     packed_logprobs,
+    reference_precision,
     resolve_device,
     resolve_precision,
 )
@@ -171,7 +172,8 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
     model = load_model(weights_from, precision, device, cfg.attn, config=config)
     ref_model = None
     if cfg.objective.beta > 0:
-        ref_model = load_model(source, precision, device, cfg.attn).eval().requires_grad_(False)
+        ref_precision = reference_precision(precision, device)
+        ref_model = load_model(source, ref_precision, device, cfg.attn).eval().requires_grad_(False)
     model.train()
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)

@@ -73,6 +73,18 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     return Precision(name, torch.bfloat16, None)
 
 
+def reference_precision(precision: Precision, device: torch.device) -> Precision:
+    """The frozen reference model (--beta > 0) under bf16-mixed on CUDA: bf16 weights.
+
+    It is never updated, so fp32 master weights buy nothing: its matmuls run in bf16 under autocast
+    anyway, and bf16 halves its memory (3 GB instead of 6 GB for 1.5B). fp32 runs keep an fp32 reference
+    (exact), and CPU keeps the policy's precision (no memory pressure, and CPU bf16 is slow).
+    """
+    if device.type == "cuda" and precision.autocast_dtype == torch.bfloat16:
+        return Precision("bf16", torch.bfloat16, None)
+    return precision
+
+
 def _find_varlen_kernel() -> tuple[Callable | None, dict[str, Any], bool, bool]:
     """PyTorch's flash varlen attention (torch >= 2.9), its causal keyword, GQA and scale support.
 
