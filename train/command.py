@@ -153,7 +153,8 @@ def train(
 ) -> None:
     """Off-policy GRPO on the teacher traces of `offcurate vote`, with the all-positive bias.
 
-    Per question (G traces, rewards r): A = (r - mean) / (population std + 1e-6), + --bias if every r > 0;
+    Per question (G traces, rewards r): A = (r - mean) / (population std + 1e-6), + --bias if every r > 0
+    (population std, ddof=0: TRL and verl use ddof=1, whose A is ~3% smaller at G = 16);
     per token: min[π·A, max(π, 1-ε)·A] (teacher prob taken as 1); loss = -1/Q Σ_q 1/G Σ_i 1/|o_i| Σ_t.
     Questions whose vote status is not ok are skipped. The question is the user turn of the chat template,
     the trace the assistant turn; only its tokens carry loss. Writes metrics.jsonl, checkpoints in Hugging

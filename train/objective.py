@@ -6,8 +6,10 @@ Notation of shared/method.md: a question's G teacher traces o_1..o_G with reward
 question's vote status is not ``ok``: such questions are skipped), π = π_θ(o_{i,t} | q, o_{i,<t}).
 
 * Advantage: A_i = (r_i - mean r) / (std r + 1e-6) with the *population* std (divide by G, numpy's
-  default ``ddof=0``), the same for every token of o_i. If every r_i > 0 the group is all-positive and
-  A_i + b is used instead (``--bias``, 0.5 by default; ``--bias 0`` is plain off-policy GRPO).
+  default ``ddof=0``), the same for every token of o_i. TRL and verl divide by G-1 (``ddof=1``): their A
+  is sqrt((G-1)/G) of ours, ~3% smaller at G = 16 (it matters when comparing runs or learning rates).
+  If every r_i > 0 the group is all-positive and A_i + b is used instead (``--bias``, 0.5 by default;
+  ``--bias 0`` is plain off-policy GRPO).
 * Token term (teacher probability taken as 1): min[π·A, max(π, 1-ε)·A]. ``--shaping luffy`` is LUFFY's
   off-policy term instead (verl ``mix_src``): f(π)·A with f(π) = π/(π+γ) for every token of either sign and
   no clip, so negative traces also push down tokens the model rates below 1-ε.
