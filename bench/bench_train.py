@@ -8,7 +8,7 @@
 Random-init Qwen2.5-shaped models (no weights can be fetched on the lent GPU). Modes:
 naive   shared/bench/train_step_anchor.py's step: bf16 weights, SDPA, checkpointing, full logits ->
         float32 log_softmax -> gather, fused AdamW; one sequence of T tokens per step.
-ours    the project's step (offcurate.train.engine.accumulate): packed rows (varlen flash attention on
+ours    the project's step (offcurate.train.compute.accumulate): packed rows (varlen flash attention on
         CUDA), chunked log-probs at response tokens only, checkpointing, bf16-mixed (fp32 master weights
         and AdamW states), fused AdamW, gradient clipping. ``sel`` checkpoints every 2nd layer only.
 lean    ours with bf16 weights and AdamW states and the optimizer stepped inside backward (no gradient
@@ -27,13 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from checkout import use_this_checkout
 
-from offcurate.train.engine import accumulate, micro_batches
-from offcurate.train.metrics import measure_matmul_peak, model_flops
-from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention
-from offcurate.train.objective import ObjectiveConfig
-from offcurate.train.optim import build_optimizer, clip_gradients, optimizer_in_backward
-from offcurate.train.packing import Sample
+use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
+
+from offcurate.train.compute import accumulate, micro_batches  # noqa: E402
+from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
+from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention  # noqa: E402
+from offcurate.train.objective import ObjectiveConfig  # noqa: E402
+from offcurate.train.optim import build_optimizer, clip_gradients, optimizer_in_backward  # noqa: E402
+from offcurate.train.packing import Sample  # noqa: E402
 
 SHAPES = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

@@ -1,26 +1,20 @@
 """The GPU benchmark script runs end to end on CPU (--smoke), and its lean optimizer matches plain AdamW."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import torch
+from bench_helpers import ROOT, run_as_on_gpu_image
 
 from offcurate.train.optim import optimizer_in_backward
 from offcurate.train.tiny import build_model
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_train.py"
+BENCH = ROOT / "bench" / "bench_train.py"
 
 
 def test_bench_smoke_prints_a_row_per_mode(tmp_path):
+    """As on the GPU machine: a plain checkout, offcurate not installed, no polars/datasets/math_verify."""
     out = tmp_path / "BENCHMARKS.md"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--append", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result, env = run_as_on_gpu_image(BENCH, "--smoke", "--append", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
+    assert env == {"leaked": [], "offcurate": str(ROOT / "__init__.py")}
     rows = [line for line in out.read_text().splitlines() if line.startswith("| tiny@256")]
     assert [row.split("|")[2].strip() for row in rows] == ["naive", "ours", "ours sel", "lean"]
     assert all("error" not in row and "OOM" not in row for row in rows), rows

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from offcurate.train.engine import accumulate, micro_batches
+from offcurate.train.compute import accumulate, micro_batches
 from offcurate.train.model import (
     VARLEN,
     Precision,

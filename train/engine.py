@@ -6,8 +6,8 @@
 One optimizer step = Q whole questions (``steps.StepStream``), packed into micro-batches of at most
 ``--tokens-per-micro-batch`` tokens (``packing``); each micro-batch's loss -Σ w·term is backpropagated at
 once and the gradients add up, so the step's gradient is that of the exact step loss. Then: clip, AdamW,
-scheduler, a metrics row, maybe a checkpoint. ``accumulate`` is the compute of one step and is what
-bench/bench_train.py times.
+scheduler, a metrics row, maybe a checkpoint. The compute of a step (``compute.accumulate`` and
+``compute.optimizer_step``) is what bench/bench_train.py times.
 """
 
 from __future__ import annotations
@@ -22,19 +22,11 @@ import torch
 from ..curate.errors import InputError, OffcurateError, OutputExistsError
 from ..curate.report import StageReport
 from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
+from .compute import accumulate, micro_batches, optimizer_step
 from .config import TrainConfig
 from .data import ChatEncoder, RowReader, VotedIndex, open_voted
-from .metrics import (
-    MetricsLog,
-    describe,
-    live_view,
-    log_plain,
-    measure_matmul_peak,
-    model_flops,
-    peak_memory_gib,
-    reset_peak_memory,
-    summarise,
-)
+from .metrics import MetricsLog, describe, live_view, log_plain, summarise
+from .mfu import measure_matmul_peak, model_flops, peak_memory_gib, reset_peak_memory
 from .model import (
     Precision,
     check_max_len,
@@ -43,65 +35,13 @@ from .model import (
     load_config,
     load_model,
     load_tokenizer,
-    packed_logprobs,
     reference_precision,
     resolve_device,
     resolve_precision,
 )
-from .objective import ObjectiveConfig, k3_kl, token_terms, weighted_loss
-from .optim import build_optimizer, build_scheduler, clip_gradients
-from .packing import MicroBatch, Sample, build_micro_batch, pack
+from .optim import build_optimizer, build_scheduler
 from .steps import StepBatch, StepStream
 from .tiny import TINY_MODEL, resolve_model
-
-
-@dataclass
-class StepStats:
-    """Sums over the micro-batches of one step (tensors stay on the device until the step ends)."""
-
-    loss: torch.Tensor
-    prob_sum: torch.Tensor
-    kl_sum: torch.Tensor
-    n_loss_tokens: int
-    seq_lengths: list[int]
-
-
-def micro_batches(samples: list[Sample], budget: int) -> list[MicroBatch]:
-    """Pack a step's samples into padding-free rows of at most ``budget`` tokens."""
-    bins = pack([len(s.input_ids) for s in samples], budget)
-    return [build_micro_batch([samples[i] for i in b]) for b in bins]
-
-
-def accumulate(
-    model: torch.nn.Module,
-    batches: list[MicroBatch],
-    objective: ObjectiveConfig,
-    precision: Precision,
-    device: torch.device,
-    chunk: int = 1024,
-    ref_model: torch.nn.Module | None = None,
-) -> StepStats:
-    """Forward + backward of every micro-batch; gradients accumulate in ``.grad``, the loss is returned."""
-    zero = torch.zeros((), device=device)
-    stats = StepStats(zero.clone(), zero.clone(), zero.clone(), 0, [])
-    for cpu_batch in batches:
-        mb = cpu_batch.to(device)
-        ref_logp = None
-        if ref_model is not None:
-            with torch.no_grad():
-                ref_logp = packed_logprobs(ref_model, mb, precision, chunk)
-        logp = packed_logprobs(model, mb, precision, chunk)
-        terms = token_terms(logp, mb.advantages, objective, ref_logp)
-        loss = weighted_loss(terms, mb.weights)
-        loss.backward()
-        with torch.no_grad():
-            stats.loss += loss.detach()
-            stats.prob_sum += logp.detach().exp().sum()
-            if ref_logp is not None:
-                stats.kl_sum += k3_kl(logp.detach(), ref_logp).sum()
-        stats.n_loss_tokens += int(mb.targets.numel())
-        stats.seq_lengths.extend(cpu_batch.seq_lengths)
-    return stats
 
 
 def _prepare_run_dir(cfg: TrainConfig) -> None:
@@ -234,11 +174,9 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
         s.model, micro_batches(batch.samples, cfg.tokens_per_micro_batch), cfg.objective, s.precision,
         device, cfg.logprob_chunk, s.ref_model,
     )  # fmt: skip
-    grad_norm = clip_gradients(s.model, cfg.grad_clip)
     lr = s.scheduler.get_last_lr()[0]
-    s.optimizer.step()
+    grad_norm = optimizer_step(s.model, s.optimizer, cfg.grad_clip)
     s.scheduler.step()
-    s.optimizer.zero_grad(set_to_none=True)
     loss = float(stats.loss)  # waits for the device: the step time below is real
     seconds = time.perf_counter() - start
     s.step += 1
