@@ -11,9 +11,11 @@ naive   shared/bench/train_step_anchor.py's step: bf16 weights, SDPA, checkpoint
 ours    the project's step (offcurate.train.compute.accumulate): packed rows (varlen flash attention on
         CUDA), chunked log-probs at response tokens only, checkpointing, bf16-mixed (fp32 master weights
         and AdamW states), fused AdamW, gradient clipping. ``sel`` checkpoints every 2nd layer only.
-lean    ours with bf16 weights and AdamW states and the optimizer stepped inside backward (no gradient
-        buffers, no clipping): the low-memory configuration.
-lora    7B with peft LoRA (r=64 on every projection), when peft is installed.
+lean    ``offcurate train --dtype bf16``, the trainer's low-memory configuration: the same step with bf16
+        weights, gradients and AdamW states (8 bytes a parameter instead of 16), updates stochastically
+        rounded so that lr 1e-6 still trains, gradient clipping included.
+lora    7B with peft LoRA (r=64 on every projection), when peft is installed: not an ``offcurate train``
+        option, a measurement of what a 7B would take.
 MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor.
 """
 
@@ -31,11 +33,11 @@ from checkout import use_this_checkout
 
 use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
 
-from offcurate.train.compute import accumulate, micro_batches  # noqa: E402
+from offcurate.train.compute import accumulate, micro_batches, optimizer_step  # noqa: E402
 from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
 from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention  # noqa: E402
 from offcurate.train.objective import ObjectiveConfig  # noqa: E402
-from offcurate.train.optim import build_optimizer, clip_gradients, optimizer_in_backward  # noqa: E402
+from offcurate.train.optim import build_optimizer  # noqa: E402
 from offcurate.train.packing import Sample  # noqa: E402
 
 SHAPES = {
@@ -155,22 +157,18 @@ def _make_step(run: Run, model, device: torch.device):
             opt.zero_grad(set_to_none=True)
 
         return step
+    # what offcurate train runs: --dtype bf16-mixed (ours) or bf16 (lean, lora), --grad-clip 1, lr 1e-6
     set_attention(model, "offcurate_varlen" if device.type == "cuda" else "sdpa")
     precision = resolve_precision("bf16-mixed" if run.mode == "ours" else "bf16", device)
     batches = micro_batches(_samples(run, vocab), budget=run.seq * run.per_step)
     objective = ObjectiveConfig()
-    if run.mode == "ours":
-        opt = build_optimizer(model, 1e-6, 0.0, device)
+    opt = build_optimizer(model, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
 
-        def step() -> None:
-            accumulate(model, batches, objective, precision, device, chunk=1024)
-            clip_gradients(model, 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+    def step() -> None:
+        accumulate(model, batches, objective, precision, device, chunk=1024)
+        optimizer_step(model, opt, grad_clip=1.0)
 
-        return step
-    optimizer_in_backward(model, 1e-6)
-    return lambda: accumulate(model, batches, objective, precision, device, chunk=1024)
+    return step
 
 
 def _prepare(run: Run, device: torch.device):

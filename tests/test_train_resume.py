@@ -62,16 +62,18 @@ def _stopped_after_step_2(voted, straight, resumed):
 
 
 @pytest.mark.parametrize(
-    "interrupt", [_crashed_after_step_3, _stopped_after_step_2], ids=["crash", "stop_after"]
+    "interrupt, dtype",
+    [(_crashed_after_step_3, "auto"), (_stopped_after_step_2, "auto"), (_crashed_after_step_3, "bf16")],
+    ids=["crash", "stop_after", "crash_bf16_stochastic_rounding"],  # bf16: the rounding's RNG resumes too
 )
-def test_resume_is_bit_for_bit(tmp_path, interrupt):
+def test_resume_is_bit_for_bit(tmp_path, interrupt, dtype):
     voted = write_voted(tmp_path / "voted")
     straight = tmp_path / "straight"
-    run_training(_config(voted, straight))
+    run_training(_config(voted, straight, dtype=dtype))
     assert [p.name for p in list_checkpoints(straight)] == ["checkpoint-000002", "checkpoint-000004"]
     resumed = tmp_path / "resumed"
     interrupt(voted, straight, resumed)
-    run_training(_config(voted, resumed, resume=True))
+    run_training(_config(voted, resumed, resume=True, dtype=dtype))
 
     a = load_file(straight / "final" / "model.safetensors")
     b = load_file(resumed / "final" / "model.safetensors")

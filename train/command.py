@@ -140,8 +140,9 @@ def train(
         DType,
         _opt(
             "`auto`: bf16-mixed on CUDA, fp32 on CPU. `bf16-mixed`: fp32 weights and optimizer, bf16 "
-            "matmuls. `bf16`: bf16 weights and optimizer (half the memory; updates below bf16 resolution, "
-            "e.g. lr 1e-6, are lost)."
+            "matmuls. `bf16`: the lean mode, bf16 weights, gradients and AdamW states (8 bytes a "
+            "parameter instead of 16), updates stochastically rounded so that small steps (lr 1e-6) "
+            "still land on average."
         ),
     ] = DType.auto,
     attn: Annotated[

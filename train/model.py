@@ -38,7 +38,10 @@ DTYPE_CHOICES = ("auto", "fp32", "bf16-mixed", "bf16")
 
 @dataclass(frozen=True)
 class Precision:
-    """Parameter dtype and autocast dtype: fp32 / bf16-mixed (fp32 master weights, bf16 matmuls) / bf16."""
+    """Parameter dtype and autocast dtype: fp32 / bf16-mixed (fp32 master weights, bf16 matmuls) / bf16.
+
+    bf16 is the lean mode: bf16 weights need the stochastic-rounding AdamW (``optim``) to learn at all.
+    """
 
     name: str
     param_dtype: torch.dtype
