@@ -16,7 +16,8 @@ lean    ``offcurate train --dtype bf16``, the trainer's low-memory configuration
         rounded so that lr 1e-6 still trains, gradient clipping included.
 lora    7B with peft LoRA (r=64 on every projection), when peft is installed: not an ``offcurate train``
         option, a measurement of what a 7B would take.
-MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor.
+MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor;
+LoRA rows count their frozen base weights 4 per token instead of 6 (no weight gradient).
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ SHAPES = {
     "7B": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
 }  # fmt: skip
+
+
+MFU_NOTE = (
+    "MFU = model FLOPs / measured bf16 matmul peak: 6N + 6·L·l·d per token (recomputation not counted); "
+    "LoRA rows count the frozen base weights 4 per token, not 6 (no weight gradient), which 6N would "
+    "overstate by ~1.5x."
+)
 
 
 @dataclass
@@ -203,6 +211,7 @@ def measure(run: Run, device: torch.device, peak: float | None, steps: int, warm
             import peft  # noqa: F401
         model = _prepare(run, device)
         n_params = sum(p.numel() for p in model.parameters())
+        n_frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         step = _make_step(run, model, device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -228,7 +237,7 @@ def measure(run: Run, device: torch.device, peak: float | None, steps: int, warm
             torch.cuda.empty_cache()
     cfg = SHAPES[run.shape]
     lengths = [run.seq] * run.per_step
-    flops = model_flops(n_params, cfg["num_hidden_layers"], cfg["hidden_size"], lengths)
+    flops = model_flops(n_params, cfg["num_hidden_layers"], cfg["hidden_size"], lengths, n_frozen)
     run.result = {
         "tokens_per_s": sum(lengths) / seconds,
         "mfu": flops / seconds / peak if peak else None,
@@ -291,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in runs:
             measure(run, device, peak, args.steps, args.warmup)
             print(f"  {run.shape} {run.label} T={run.seq}x{run.per_step}: {run.result}", flush=True)
-    lines = table(groups)
+    lines = table(groups) + ["", MFU_NOTE]
     print("\n".join(lines))
     if args.append:
         with args.append.open("a") as f:

@@ -33,10 +33,18 @@ def measure_matmul_peak(device: torch.device, size: int = 8192, repeats: int = 2
     return flops
 
 
-def model_flops(n_params: int, n_layers: int, hidden: int, seq_lengths: list[int]) -> float:
-    """6N per token + 6·L·l²·d per trajectory: forward + backward matmul FLOPs of one pass."""
+def model_flops(
+    n_params: int, n_layers: int, hidden: int, seq_lengths: list[int], n_frozen: int = 0
+) -> float:
+    """6N per token + 6·L·l²·d per trajectory: forward + backward matmul FLOPs of one pass.
+
+    A frozen weight (the base of a LoRA model; ``n_frozen`` of the ``n_params``) costs 4 per token, not 6:
+    forward and the gradient w.r.t. its input, no gradient w.r.t. the weight. Counting it as 6 would
+    overstate a LoRA run's MFU by about 1.5x.
+    """
     tokens = sum(seq_lengths)
-    return 6.0 * n_params * tokens + sum(6.0 * n_layers * n * n * hidden for n in seq_lengths)
+    attention = sum(6.0 * n_layers * n * n * hidden for n in seq_lengths)
+    return (6.0 * n_params - 2.0 * n_frozen) * tokens + attention
 
 
 def peak_memory_gib(device: torch.device) -> float:
