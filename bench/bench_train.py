@@ -5,9 +5,12 @@
     python bench/bench_train.py --append BENCHMARKS.md        # also append the table as Markdown
     python bench/bench_train.py --smoke                       # CPU, tiny shapes, 2 steps: checks the script
 
-Random-init Qwen2.5-shaped models (no weights can be fetched on the lent GPU). Modes:
-naive   shared/bench/train_step_anchor.py's step: bf16 weights, SDPA, checkpointing, full logits ->
-        float32 log_softmax -> gather, fused AdamW; one sequence of T tokens per step.
+On the lent GPU only the repository travels: ``cp -r ../shared shared`` first (git-ignored), so the naive
+rows run the anchor itself. Random-init Qwen2.5-shaped models (no weights can be fetched there). Modes:
+naive   the ``step()`` of shared/bench/train_step_anchor.py, loaded from ./shared/ in the checkout or
+        ../shared/ beside it (a copy of it in this file only when neither exists; ``naive =`` says which),
+        with the anchor's setup: bf16 weights, SDPA, HF gradient checkpointing, full logits -> float32
+        log_softmax -> gather, fused AdamW; one sequence of T tokens per step.
 ours    the project's step (offcurate.train.compute.accumulate): packed rows (varlen flash attention on
         CUDA), chunked log-probs at response tokens only, checkpointing, bf16-mixed (fp32 master weights
         and AdamW states), fused AdamW, gradient clipping. ``sel`` checkpoints every 2nd layer only.
@@ -23,14 +26,17 @@ LoRA rows count their frozen base weights 4 per token instead of 6 (no weight gr
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from checkout import use_this_checkout
+from checkout import ROOT, use_this_checkout
 
 use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
 
@@ -134,9 +140,28 @@ def build(shape: str, device: torch.device, dtype: torch.dtype, seq: int):
         torch.set_default_dtype(default)
 
 
+ANCHOR = Path("shared") / "bench" / "train_step_anchor.py"
+
+
+def load_anchor(root: Path = ROOT) -> tuple[Callable, str]:
+    """The naive step and where it came from: the anchor's own ``step`` when the file can be found.
+
+    ``root/shared/`` first (the git-ignored copy that travels to the GPU machine with the checkout), then
+    ``root/../shared/`` (beside the checkout, as in CI). Otherwise ``naive_step``, this file's copy.
+    """
+    for path, where in ((root / ANCHOR, "./"), (root.parent / ANCHOR, "../")):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("train_step_anchor", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)  # its __main__ guard keeps it from running
+            return functools.partial(module.step, mode="naive"), f"step() of {where}{ANCHOR.as_posix()}"
+    return naive_step, "bench_train.py's copy of the anchor's step() (shared/bench/ not found)"
+
+
 def naive_step(model, ids: torch.Tensor, adv: torch.Tensor, eps: float = 0.2) -> torch.Tensor:
-    """The anchor: full logits -> float32 log_softmax -> gather, LUFFY token loss averaged over tokens."""
-    logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+    """Copy of the anchor's ``step(mode="naive")``: full logits -> float32 log_softmax -> gather, LUFFY
+    token loss averaged over tokens. Used only when shared/bench/train_step_anchor.py is not there."""
+    logits = model(input_ids=ids).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     p = logp.exp()
     loss = -(torch.minimum(p * adv, torch.clamp(p, min=1 - eps) * adv)).mean()
@@ -154,17 +179,16 @@ def _samples(run: Run, vocab: int, prompt: int = 128) -> list[Sample]:
     ]  # fmt: skip
 
 
-def _make_step(run: Run, model, device: torch.device):
+def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_step):
     """A closure doing one optimizer step of ``run`` (model already built and on the device)."""
     vocab = model.config.vocab_size
-    if run.mode == "naive":
-        set_attention(model, "sdpa")
+    if run.mode == "naive":  # the anchor's loop: AdamW(lr=1e-6, fused), step, zero_grad
         opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=device.type == "cuda")
         ids = torch.randint(0, vocab, (1, run.seq), device=device)
         adv = torch.randn(1, run.seq - 1, device=device)
 
         def step() -> None:
-            naive_step(model, ids, adv)
+            naive(model, ids, adv)
             opt.step()
             opt.zero_grad(set_to_none=True)
 
@@ -194,7 +218,11 @@ def _prepare(run: Run, device: torch.device):
         model = get_peft_model(
             model, LoraConfig(r=64, lora_alpha=128, target_modules=targets)
         ).base_model.model
-    if run.ckpt_every:
+    if run.mode == "naive":  # the anchor's setup
+        model.config._attn_implementation = "sdpa"
+        if run.ckpt_every:
+            model.gradient_checkpointing_enable()
+    elif run.ckpt_every:
         enable_checkpointing(model, run.ckpt_every)
     model.train()
     if run.compile:
@@ -203,7 +231,9 @@ def _prepare(run: Run, device: torch.device):
     return model
 
 
-def measure(run: Run, device: torch.device, peak: float | None, steps: int, warmup: int) -> None:
+def measure(
+    run: Run, device: torch.device, peak: float | None, steps: int, warmup: int, naive: Callable = naive_step
+) -> None:
     """Fill ``run.result`` with tokens/s, MFU, peak memory (or the error that stopped it)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     try:
@@ -212,7 +242,7 @@ def measure(run: Run, device: torch.device, peak: float | None, steps: int, warm
         model = _prepare(run, device)
         n_params = sum(p.numel() for p in model.parameters())
         n_frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-        step = _make_step(run, model, device)
+        step = _make_step(run, model, device, naive)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for i in range(warmup + steps):
@@ -292,15 +322,18 @@ def main(argv: list[str] | None = None) -> int:
         groups = with_compile(groups)
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     peak = measure_matmul_peak(device)
+    naive, naive_source = load_anchor()
+    if naive is naive_step:
+        print(f"note: naive rows use {naive_source}; cp -r ../shared shared to run the anchor itself")
     header = f"bench_train.py on {name}, torch {torch.__version__}" + (
         f", measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s" if peak else " (smoke: no MFU)"
     )
     print(header, flush=True)
     for runs in groups.values():
         for run in runs:
-            measure(run, device, peak, args.steps, args.warmup)
+            measure(run, device, peak, args.steps, args.warmup, naive)
             print(f"  {run.shape} {run.label} T={run.seq}x{run.per_step}: {run.result}", flush=True)
-    lines = table(groups) + ["", MFU_NOTE]
+    lines = [f"naive = {naive_source}", ""] + table(groups) + ["", MFU_NOTE]
     print("\n".join(lines))
     if args.append:
         with args.append.open("a") as f:
