@@ -83,7 +83,7 @@ def train(
         Shaping,
         _opt(
             "`luffy`: LUFFY's off-policy term f(π)·A with f(π)=π/(π+γ) for every token of either sign, "
-            "no clip (--eps unused)."
+            "no clip (--eps does not apply and is refused)."
         ),
     ] = Shaping.none,
     gamma: Annotated[float, _opt("γ of the LUFFY shaping (only with --shaping luffy).")] = 0.1,

@@ -128,7 +128,7 @@ def off_policy_term(
     Unshaped, A > 0: the min is π·A, gradient A·π·∇log π. A < 0: the min is max(π, 1-ε)·A, constant (zero
     gradient) while π < 1-ε, so negatives only push down tokens the model already rates above 1-ε.
     LUFFY (verl ``mix_src``) shapes every off-policy token, either sign, and clips none: the gradient is
-    A·γπ/(π+γ)²·∇log π, which favours low-probability tokens and never vanishes for A < 0. ``eps`` is unused.
+    A·γπ/(π+γ)²·∇log π, which favours low-probability tokens and never vanishes for A < 0 (no ``eps``).
     """
     p = logp.exp()
     if shaping == "luffy":
