@@ -43,7 +43,8 @@ def run_as_on_gpu_image(
 ) -> tuple[subprocess.CompletedProcess, dict]:
     """Run ``script args`` under ``python -S`` with ``ABSENT`` unimportable; return the process and a
     report: which absent packages got imported anyway (``leaked``) and where ``offcurate`` came from."""
-    dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
+    user = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    dirs = [d for d in [*site.getsitepackages(), *user] if Path(d).is_dir()]
     result = subprocess.run(
         [sys.executable, "-S", "-c", _DRIVER, str(script), json.dumps(dirs), json.dumps(ABSENT), *args],
         capture_output=True,
