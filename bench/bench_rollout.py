@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from checkout import use_this_checkout
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
+
 from bench_train import SHAPES  # noqa: E402
 
 from offcurate.train.generate import SamplingConfig, generate_options  # noqa: E402

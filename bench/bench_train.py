@@ -5,35 +5,47 @@
     python bench/bench_train.py --append BENCHMARKS.md        # also append the table as Markdown
     python bench/bench_train.py --smoke                       # CPU, tiny shapes, 2 steps: checks the script
 
-Random-init Qwen2.5-shaped models (no weights can be fetched on the lent GPU). Modes:
-naive   shared/bench/train_step_anchor.py's step: bf16 weights, SDPA, checkpointing, full logits ->
-        float32 log_softmax -> gather, fused AdamW; one sequence of T tokens per step.
-ours    the project's step (offcurate.train.engine.accumulate): packed rows (varlen flash attention on
+On the lent GPU only the repository travels: ``cp -r ../shared shared`` first (git-ignored), so the naive
+rows run the anchor itself. Random-init Qwen2.5-shaped models (no weights can be fetched there). Modes:
+naive   the ``step()`` of shared/bench/train_step_anchor.py, loaded from ./shared/ in the checkout or
+        ../shared/ beside it (a copy of it in this file only when neither exists; ``naive =`` says which),
+        with the anchor's setup: bf16 weights, SDPA, HF gradient checkpointing, full logits -> float32
+        log_softmax -> gather, fused AdamW; one sequence of T tokens per step.
+ours    the project's step (offcurate.train.compute.accumulate): packed rows (varlen flash attention on
         CUDA), chunked log-probs at response tokens only, checkpointing, bf16-mixed (fp32 master weights
         and AdamW states), fused AdamW, gradient clipping. ``sel`` checkpoints every 2nd layer only.
-lean    ours with bf16 weights and AdamW states and the optimizer stepped inside backward (no gradient
-        buffers, no clipping): the low-memory configuration.
-lora    7B with peft LoRA (r=64 on every projection), when peft is installed.
-MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor.
+lean    ``offcurate train --dtype bf16``, the trainer's low-memory configuration: the same step with bf16
+        weights, gradients and AdamW states (8 bytes a parameter instead of 16), updates stochastically
+        rounded so that lr 1e-6 still trains, gradient clipping included.
+lora    7B with peft LoRA (r=64 on every projection), when peft is installed: not an ``offcurate train``
+        option, a measurement of what a 7B would take.
+MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor;
+LoRA rows count their frozen base weights 4 per token instead of 6 (no weight gradient).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from checkout import ROOT, use_this_checkout
 
-from offcurate.train.engine import accumulate, micro_batches
-from offcurate.train.metrics import measure_matmul_peak, model_flops
-from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention
-from offcurate.train.objective import ObjectiveConfig
-from offcurate.train.optim import build_optimizer, clip_gradients, optimizer_in_backward
-from offcurate.train.packing import Sample
+use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
+
+from offcurate.train.compute import accumulate, micro_batches, optimizer_step  # noqa: E402
+from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
+from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention  # noqa: E402
+from offcurate.train.objective import ObjectiveConfig  # noqa: E402
+from offcurate.train.optim import build_optimizer  # noqa: E402
+from offcurate.train.packing import Sample  # noqa: E402
 
 SHAPES = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -45,6 +57,13 @@ SHAPES = {
     "7B": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
 }  # fmt: skip
+
+
+MFU_NOTE = (
+    "MFU = model FLOPs / measured bf16 matmul peak: 6N + 6·L·l·d per token (recomputation not counted); "
+    "LoRA rows count the frozen base weights 4 per token, not 6 (no weight gradient), which 6N would "
+    "overstate by ~1.5x."
+)
 
 
 @dataclass
@@ -67,9 +86,13 @@ class Run:
 
 
 def with_compile(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
-    """Add a torch.compile variant of every non-naive run."""
+    """Add a torch.compile variant of every non-naive run (a case need not start with a naive row: 7B)."""
     for runs in groups.values():
-        runs += [Run(r.shape, r.mode, r.seq, r.per_step, r.ckpt_every, True, r.target) for r in runs[1:]]
+        runs += [
+            Run(r.shape, r.mode, r.seq, r.per_step, r.ckpt_every, True, r.target)
+            for r in runs
+            if r.mode != "naive"
+        ]
     return groups
 
 
@@ -117,9 +140,28 @@ def build(shape: str, device: torch.device, dtype: torch.dtype, seq: int):
         torch.set_default_dtype(default)
 
 
+ANCHOR = Path("shared") / "bench" / "train_step_anchor.py"
+
+
+def load_anchor(root: Path = ROOT) -> tuple[Callable, str]:
+    """The naive step and where it came from: the anchor's own ``step`` when the file can be found.
+
+    ``root/shared/`` first (the git-ignored copy that travels to the GPU machine with the checkout), then
+    ``root/../shared/`` (beside the checkout, as in CI). Otherwise ``naive_step``, this file's copy.
+    """
+    for path, where in ((root / ANCHOR, "./"), (root.parent / ANCHOR, "../")):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("train_step_anchor", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)  # its __main__ guard keeps it from running
+            return functools.partial(module.step, mode="naive"), f"step() of {where}{ANCHOR.as_posix()}"
+    return naive_step, "bench_train.py's copy of the anchor's step() (shared/bench/ not found)"
+
+
 def naive_step(model, ids: torch.Tensor, adv: torch.Tensor, eps: float = 0.2) -> torch.Tensor:
-    """The anchor: full logits -> float32 log_softmax -> gather, LUFFY token loss averaged over tokens."""
-    logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+    """Copy of the anchor's ``step(mode="naive")``: full logits -> float32 log_softmax -> gather, LUFFY
+    token loss averaged over tokens. Used only when shared/bench/train_step_anchor.py is not there."""
+    logits = model(input_ids=ids).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     p = logp.exp()
     loss = -(torch.minimum(p * adv, torch.clamp(p, min=1 - eps) * adv)).mean()
@@ -137,37 +179,32 @@ def _samples(run: Run, vocab: int, prompt: int = 128) -> list[Sample]:
     ]  # fmt: skip
 
 
-def _make_step(run: Run, model, device: torch.device):
+def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_step):
     """A closure doing one optimizer step of ``run`` (model already built and on the device)."""
     vocab = model.config.vocab_size
-    if run.mode == "naive":
-        set_attention(model, "sdpa")
+    if run.mode == "naive":  # the anchor's loop: AdamW(lr=1e-6, fused), step, zero_grad
         opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=device.type == "cuda")
         ids = torch.randint(0, vocab, (1, run.seq), device=device)
         adv = torch.randn(1, run.seq - 1, device=device)
 
         def step() -> None:
-            naive_step(model, ids, adv)
+            naive(model, ids, adv)
             opt.step()
             opt.zero_grad(set_to_none=True)
 
         return step
+    # what offcurate train runs: --dtype bf16-mixed (ours) or bf16 (lean, lora), --grad-clip 1, lr 1e-6
     set_attention(model, "offcurate_varlen" if device.type == "cuda" else "sdpa")
     precision = resolve_precision("bf16-mixed" if run.mode == "ours" else "bf16", device)
     batches = micro_batches(_samples(run, vocab), budget=run.seq * run.per_step)
     objective = ObjectiveConfig()
-    if run.mode == "ours":
-        opt = build_optimizer(model, 1e-6, 0.0, device)
+    opt = build_optimizer(model, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
 
-        def step() -> None:
-            accumulate(model, batches, objective, precision, device, chunk=1024)
-            clip_gradients(model, 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+    def step() -> None:
+        accumulate(model, batches, objective, precision, device, chunk=1024)
+        optimizer_step(model, opt, grad_clip=1.0)
 
-        return step
-    optimizer_in_backward(model, 1e-6)
-    return lambda: accumulate(model, batches, objective, precision, device, chunk=1024)
+    return step
 
 
 def _prepare(run: Run, device: torch.device):
@@ -181,7 +218,11 @@ def _prepare(run: Run, device: torch.device):
         model = get_peft_model(
             model, LoraConfig(r=64, lora_alpha=128, target_modules=targets)
         ).base_model.model
-    if run.ckpt_every:
+    if run.mode == "naive":  # the anchor's setup
+        model.config._attn_implementation = "sdpa"
+        if run.ckpt_every:
+            model.gradient_checkpointing_enable()
+    elif run.ckpt_every:
         enable_checkpointing(model, run.ckpt_every)
     model.train()
     if run.compile:
@@ -190,7 +231,9 @@ def _prepare(run: Run, device: torch.device):
     return model
 
 
-def measure(run: Run, device: torch.device, peak: float | None, steps: int, warmup: int) -> None:
+def measure(
+    run: Run, device: torch.device, peak: float | None, steps: int, warmup: int, naive: Callable = naive_step
+) -> None:
     """Fill ``run.result`` with tokens/s, MFU, peak memory (or the error that stopped it)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     try:
@@ -198,7 +241,8 @@ def measure(run: Run, device: torch.device, peak: float | None, steps: int, warm
             import peft  # noqa: F401
         model = _prepare(run, device)
         n_params = sum(p.numel() for p in model.parameters())
-        step = _make_step(run, model, device)
+        n_frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        step = _make_step(run, model, device, naive)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for i in range(warmup + steps):
@@ -223,7 +267,7 @@ def measure(run: Run, device: torch.device, peak: float | None, steps: int, warm
             torch.cuda.empty_cache()
     cfg = SHAPES[run.shape]
     lengths = [run.seq] * run.per_step
-    flops = model_flops(n_params, cfg["num_hidden_layers"], cfg["hidden_size"], lengths)
+    flops = model_flops(n_params, cfg["num_hidden_layers"], cfg["hidden_size"], lengths, n_frozen)
     run.result = {
         "tokens_per_s": sum(lengths) / seconds,
         "mfu": flops / seconds / peak if peak else None,
@@ -278,15 +322,18 @@ def main(argv: list[str] | None = None) -> int:
         groups = with_compile(groups)
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     peak = measure_matmul_peak(device)
+    naive, naive_source = load_anchor()
+    if naive is naive_step:
+        print(f"note: naive rows use {naive_source}; cp -r ../shared shared to run the anchor itself")
     header = f"bench_train.py on {name}, torch {torch.__version__}" + (
         f", measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s" if peak else " (smoke: no MFU)"
     )
     print(header, flush=True)
     for runs in groups.values():
         for run in runs:
-            measure(run, device, peak, args.steps, args.warmup)
+            measure(run, device, peak, args.steps, args.warmup, naive)
             print(f"  {run.shape} {run.label} T={run.seq}x{run.per_step}: {run.result}", flush=True)
-    lines = table(groups)
+    lines = [f"naive = {naive_source}", ""] + table(groups) + ["", MFU_NOTE]
     print("\n".join(lines))
     if args.append:
         with args.append.open("a") as f:

@@ -90,9 +90,34 @@ BAD = {
     "missing_folder": (False, [], "no such file or folder"),
     "micro_batch_below_max_len": (True, ["--tokens-per-micro-batch", "100"], "--tokens-per-micro-batch"),
     "eps_out_of_range": (True, ["--eps", "1.5"], "eps must be in [0, 1)"),
+    "sft_ignores_shaping": (True, ["--loss", "sft", "--shaping", "luffy"], "--loss sft ignores --shaping"),
     "resume_without_run": (True, ["--resume"], "config.json: missing"),
     "every_trace_too_long": (True, ["--max-len", "20", "--max-steps", "1"], "no trainable trajectory"),
+    # the run folder is made before the model loads: a fresh run that fails removes it again
+    "model_folder_empty": (True, lambda tmp: ["--model", str(_folder(tmp))], "model: cannot load it ("),
+    "model_not_causal_lm": (
+        True,
+        lambda tmp: ["--model", str(_folder(tmp, '{"model_type": "t5"}'))],
+        "Unrecognized configuration class",
+    ),
+    "max_len_above_model_positions": (
+        True,
+        ["--max-len", "40000", "--tokens-per-micro-batch", "40000"],
+        "--max-len 40000 is above the model's max_position_embeddings 32768",
+    ),
 }
+
+
+def _folder(tmp_path, config: str | None = None):
+    """A --model folder holding the tiny tokenizer (when ``config`` is given) and that config.json."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    if config is not None:
+        from offcurate.train.tiny import build_tokenizer
+
+        build_tokenizer().save_pretrained(folder)
+        (folder / "config.json").write_text(config)
+    return folder
 
 
 @pytest.mark.parametrize("make, extra, message", list(BAD.values()), ids=list(BAD))
@@ -100,6 +125,7 @@ def test_bad_usage_is_one_line_exit_2(tmp_path, monkeypatch, capsys, make, extra
     voted = tmp_path / "voted"
     if make:
         write_voted(voted)
+    extra = extra(tmp_path) if callable(extra) else extra
     code, err = _cli(monkeypatch, capsys, "-i", str(voted), "-o", str(tmp_path / "out"), *COMMON, *extra)
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err

@@ -1,5 +1,7 @@
 """Reading the vote output: skipped statuses, bad input, chat-template tokens, whole questions per step."""
 
+from collections import Counter
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -122,21 +124,17 @@ def test_steps_hold_whole_questions_with_exact_weights(voted, tokenizer):
     assert first.advantages[4:] == [0.5] * 4  # q-allpos: A = 0 + bias
 
 
+LONG = "hm " * 200
+WITH_LONG_TRACES = [
+    {"id": "q-long", "q": "Long?", "answers": ["1", "1", "2", "1"], "status": "ok", "thinking": LONG},
+    {"id": "q-a", "q": "A?", "answers": ["1", "2"], "status": "ok"},
+    {"id": "q-b", "q": "B?", "answers": ["3", "3"], "status": "ok"},
+    {"id": "q-part", "q": "P?", "answers": ["1", "1", "0"], "status": "ok", "thinking": [LONG, LONG, "ok"]},
+]
+
+
 def test_long_traces_dropped_and_counted_question_replaced(tmp_path, tokenizer):
-    LONG = "hm " * 200
-    questions = [
-        {"id": "q-long", "q": "Long?", "answers": ["1", "1", "2", "1"], "status": "ok", "thinking": LONG},
-        {"id": "q-a", "q": "A?", "answers": ["1", "2"], "status": "ok"},
-        {"id": "q-b", "q": "B?", "answers": ["3", "3"], "status": "ok"},
-        {
-            "id": "q-part",
-            "q": "P?",
-            "answers": ["1", "1", "0"],
-            "status": "ok",
-            "thinking": [LONG, LONG, "ok"],
-        },
-    ]
-    voted = write_voted(tmp_path / "voted", questions)
+    voted = write_voted(tmp_path / "voted", WITH_LONG_TRACES)
     stream = _stream(voted, tokenizer, max_len=100)
     step = stream.next_step()
     assert step.n_questions == 2 and len(step.samples) == 4
@@ -147,6 +145,16 @@ def test_long_traces_dropped_and_counted_question_replaced(tmp_path, tokenizer):
     assert last.weight * last.n_response == pytest.approx(1 / 3)
     assert stream.dropped["trajectory longer than max-len"] == 6
     assert stream.next_step() is None
+
+
+def test_run_totals_count_each_dropped_trace_once_over_epochs(tmp_path, tokenizer):
+    voted = write_voted(tmp_path / "voted", WITH_LONG_TRACES)
+    stream = _stream(voted, tokenizer, max_len=100, epochs=3)
+    steps = list(iter(stream.next_step, None))
+    assert [s.epoch for s in steps] == [0, 0, 1, 1, 2, 2]
+    visits = sum((s.dropped for s in steps), Counter())
+    assert visits == {"trajectory longer than max-len": 18, "question with every trace dropped": 3}
+    assert stream.dropped == {"trajectory longer than max-len": 6, "question with every trace dropped": 1}
 
 
 def test_stream_resumes_from_its_state(voted, tokenizer):

@@ -48,7 +48,9 @@ TERM_CASES = {
     "zero_A": (0.7, 0.0, 0.2, "none", 0.0),
     "wider_eps": (0.6, -1.0, 0.5, "none", -0.6),
     "luffy_positive_shaped": (0.5, 1.0, 0.2, "luffy", 0.5 / 0.6),
-    "luffy_negative_unchanged": (0.5, -1.0, 0.2, "luffy", -0.8),
+    # LUFFY shapes negatives too and clips nothing: -0.5/0.6, not the clipped -(1-ε) = -0.8
+    "luffy_negative_shaped_not_clipped": (0.5, -1.0, 0.2, "luffy", -0.5 / 0.6),
+    "luffy_negative_high_pi": (0.9, -2.0, 0.2, "luffy", -2.0 * 0.9 / 1.0),
 }
 
 
@@ -77,12 +79,21 @@ def test_positive_advantage_gradient_is_A_pi_grad_log_pi(adv):
     assert grad.abs().sum() > 0
 
 
-def test_luffy_shaping_gradient():
-    gamma, adv = 0.1, 1.5
+@pytest.mark.parametrize("adv", [1.5, -1.0], ids=["positive_A", "negative_A"])
+def test_luffy_shaping_gradient(adv):
+    gamma = 0.1
     grad, grad_logp, pi = _grad_wrt_weights(
         lambda lp, a: off_policy_term(lp[None], a[None], shaping="luffy", gamma=gamma).sum(), adv, 1
     )
     torch.testing.assert_close(grad, adv * gamma * pi / (pi + gamma) ** 2 * grad_logp)
+    assert grad.abs().sum() > 0
+
+
+def test_luffy_negative_gradient_hand_value():
+    """π = 0.5, A = -1, γ = 0.1: d(A·π/(π+γ))/dlog π = A·γπ/(π+γ)² = -0.05/0.36, where the clip gives 0."""
+    logp = torch.tensor([math.log(0.5)], requires_grad=True)
+    off_policy_term(logp, torch.tensor([-1.0]), eps=0.2, shaping="luffy", gamma=0.1).sum().backward()
+    assert logp.grad.item() == pytest.approx(-0.138889, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -160,9 +171,28 @@ def test_lr_multiplier(step, expected):
     assert lr_multiplier(step, warmup_steps=4, total_steps=10) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"loss": "ppo"}, {"shaping": "x"}, {"eps": 1.0}, {"beta": -1.0}], ids=lambda k: next(iter(k))
-)
-def test_bad_objective_options(kwargs):
-    with pytest.raises(ValueError):
+BAD_OBJECTIVES = {
+    "unknown_loss": ({"loss": "ppo"}, "loss must be one of"),
+    "unknown_shaping": ({"shaping": "x"}, "shaping must be one of"),
+    "eps_1": ({"eps": 1.0}, r"eps must be in \[0, 1\)"),
+    "negative_beta": ({"beta": -1.0}, "beta must be >= 0"),
+    "sft_with_shaping": ({"loss": "sft", "shaping": "luffy"}, "--loss sft ignores --shaping"),
+    "sft_with_eps_and_bias": ({"loss": "sft", "eps": 0.3, "bias": 0.0}, "--loss sft ignores --bias, --eps"),
+    "luffy_with_eps": ({"shaping": "luffy", "eps": 0.3}, "--shaping luffy ignores --eps"),
+    "gamma_without_luffy": ({"gamma": 0.2}, "--shaping none ignores --gamma"),
+}
+
+
+@pytest.mark.parametrize("kwargs, message", list(BAD_OBJECTIVES.values()), ids=list(BAD_OBJECTIVES))
+def test_bad_objective_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         ObjectiveConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"loss": "sft", "beta": 0.1}, {"shaping": "luffy", "gamma": 0.2}, {"eps": 0.3, "bias": 0.0}],
+    ids=["sft_with_kl", "luffy_gamma", "grpo_eps_bias"],
+)
+def test_options_the_objective_reads_are_accepted(kwargs):
+    assert ObjectiveConfig(**kwargs)

@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from offcurate.train.engine import accumulate, micro_batches
+from offcurate.train.compute import accumulate, micro_batches
 from offcurate.train.model import (
     VARLEN,
     Precision,
     chunked_logprobs,
     enable_checkpointing,
     packed_logprobs,
+    reference_precision,
     resolve_precision,
     set_attention,
 )
@@ -185,3 +186,31 @@ def test_varlen_kernel_call_plumbing(model, monkeypatch, gqa):
     assert len(calls) == 2  # one call per layer, not per trajectory
     assert calls[0].get("enable_gqa", False) is gqa and calls[0]["scale"] == pytest.approx(16**-0.5)
     assert calls[0].get("window_size", (-1, 0)) == (-1, 0) or calls[0].get("is_causal") is True
+
+
+REFERENCE_DTYPES = {
+    "bf16_mixed_cuda_gets_bf16": ("bf16-mixed", "cuda", torch.bfloat16),
+    "bf16_mixed_cpu_keeps_fp32": ("bf16-mixed", "cpu", torch.float32),
+    "fp32_cuda_stays_exact": ("fp32", "cuda", torch.float32),
+    "bf16_cuda": ("bf16", "cuda", torch.bfloat16),
+}
+
+
+@pytest.mark.parametrize(
+    "dtype, device, expected", list(REFERENCE_DTYPES.values()), ids=list(REFERENCE_DTYPES)
+)
+def test_reference_model_precision(dtype, device, expected):
+    device = torch.device(device)  # only the device type is read: no CUDA needed
+    assert reference_precision(resolve_precision(dtype, device), device).param_dtype == expected
+
+
+def test_bf16_reference_under_the_policys_autocast(model):
+    """accumulate runs the reference with the policy's precision: bf16 weights under bf16-mixed autocast."""
+    samples = _samples(SPEC)
+    mixed = Precision("bf16-mixed", torch.float32, torch.bfloat16)
+    reference = build_model(VOCAB, seed=1).to(torch.bfloat16).eval()
+    with torch.no_grad():
+        exact = packed_logprobs(model, build_micro_batch(samples), FP32)
+        ref = packed_logprobs(reference, build_micro_batch(samples), mixed)
+    assert ref.dtype == torch.float32
+    torch.testing.assert_close(ref, exact, atol=5e-2, rtol=0)

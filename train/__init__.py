@@ -4,8 +4,9 @@
 
 Modules: ``objective`` (the math, pure), ``data`` (lazy Parquet reading, chat-template tokenisation),
 ``steps`` (whole questions per optimizer step), ``packing`` (padding-free micro-batches), ``model``
-(loading, packed attention, chunked log-probs), ``optim`` (AdamW, warmup + cosine), ``checkpoint``
-(HF format + resumable state), ``metrics`` (MFU, metrics.jsonl, live view), ``config`` (options, resume
-checks), ``engine`` (the loop), ``tiny`` (an offline tiny model), ``command`` (the CLI).
+(loading, packed attention, chunked log-probs), ``optim`` (AdamW, warmup + cosine), ``compute`` (one
+step's forward/backward/update, what the benchmark times), ``checkpoint`` (HF format + resumable state),
+``mfu`` (MFU, peak memory), ``metrics`` (metrics.jsonl, live view), ``config`` (options, resume checks),
+``engine`` (the loop), ``tiny`` (an offline tiny model), ``command`` (the CLI).
 torch and transformers are imported only inside these modules, never by ``offcurate.cli`` at import time.
 """

@@ -1,7 +1,8 @@
 """Checkpoints: the model in Hugging Face format plus everything needed to continue bit for bit.
 
     RUN/checkpoint-000100/  config.json, model.safetensors, tokenizer files   (from_pretrained-able)
-                            trainer_state.pt: step, data position, optimizer, scheduler, RNG states
+                            trainer_state.pt: step, run length, data position, optimizer, scheduler,
+                                              RNG states
     offcurate train ... -o RUN --resume                                         (continues from the newest)
 
 A checkpoint is written to a hidden temporary folder and renamed into place, so a crash while saving never
@@ -61,9 +62,14 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     data_state: dict[str, Any],
+    total_steps: int,
     keep_last: int = 2,
 ) -> Path:
-    """Write checkpoint-STEP atomically, then drop the oldest beyond ``keep_last`` (0 keeps all)."""
+    """Write checkpoint-STEP atomically, then drop the oldest beyond ``keep_last`` (0 keeps all).
+
+    ``total_steps`` is the run's length: the scheduler is a LambdaLR whose state does not hold the
+    horizon of its cosine, so a resumed run rebuilds it from this number.
+    """
     final = checkpoint_dir(run_dir, step)
     tmp = run_dir / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -71,6 +77,7 @@ def save_checkpoint(
     tokenizer.save_pretrained(tmp)
     state = {
         "step": step,
+        "total_steps": total_steps,
         "data": data_state,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),

@@ -66,7 +66,11 @@ def train(
         _opt("Run folder: config.json, metrics.jsonl, checkpoint-*/, final/ (HF format).", "-o", "--output"),
     ] = Path("runs/train"),
     loss: Annotated[
-        Loss, _opt("`off-grpo`: off-policy GRPO with the all-positive bias; `sft`: NLL of positive traces.")
+        Loss,
+        _opt(
+            "`off-grpo`: off-policy GRPO with the all-positive bias; `sft`: NLL of positive traces "
+            "(--bias, --eps, --shaping, --gamma do not apply and are refused)."
+        ),
     ] = Loss.off_grpo,
     bias: Annotated[
         float, _opt("b added to every advantage of an all-positive group (0 = plain off-policy GRPO).")
@@ -76,16 +80,33 @@ def train(
         float, _opt("KL(π_θ‖π_ref) weight, k3 estimator; > 0 keeps a frozen copy of the start model.")
     ] = 0.0,
     shaping: Annotated[
-        Shaping, _opt("`luffy`: f(π)=π/(π+γ) instead of π in the positive-advantage term.")
+        Shaping,
+        _opt(
+            "`luffy`: LUFFY's off-policy term f(π)·A with f(π)=π/(π+γ) for every token of either sign, "
+            "no clip (--eps does not apply and is refused)."
+        ),
     ] = Shaping.none,
-    gamma: Annotated[float, _opt("γ of the LUFFY shaping.")] = 0.1,
+    gamma: Annotated[float, _opt("γ of the LUFFY shaping (only with --shaping luffy).")] = 0.1,
     lr: Annotated[float, _opt("Peak learning rate (LUFFY used 1e-6 for 7B).")] = 1e-6,
     weight_decay: Annotated[float, _opt("AdamW weight decay (not applied to biases and norms).")] = 0.0,
     warmup_steps: Annotated[int, _opt("Linear warmup steps, then cosine decay to 0 at the last step.")] = 10,
     max_steps: Annotated[
-        int | None, _opt("Stop after this many optimizer steps (data loops over epochs); default: --epochs.")
+        int | None,
+        _opt(
+            "Length of the run in optimizer steps (the data loops over epochs); default: --epochs. The "
+            "cosine decays to 0 at its end, so it is fixed once the run starts (see --stop-after)."
+        ),
     ] = None,
-    epochs: Annotated[int, _opt("Passes over the ok questions when --max-steps is not given.")] = 1,
+    epochs: Annotated[
+        int, _opt("Passes over the ok questions when --max-steps is not given (fixed once the run starts).")
+    ] = 1,
+    stop_after: Annotated[
+        int | None,
+        _opt(
+            "End this invocation after global step N (<= the run's length) with a checkpoint; "
+            "--resume continues on the same schedule, as if the run had not stopped."
+        ),
+    ] = None,
     questions_per_step: Annotated[
         int, _opt("Questions per optimizer step; all G traces of a question share one step.")
     ] = 8,
@@ -105,7 +126,11 @@ def train(
     keep_last: Annotated[int, _opt("Keep only the newest N checkpoints (0: keep all).")] = 2,
     resume: Annotated[
         bool,
-        _opt("Continue from the newest checkpoint in OUTPUT (bit-for-bit on the same device).", "--resume"),
+        _opt(
+            "Continue from the newest checkpoint in OUTPUT (bit-for-bit on the same device). Options that "
+            "change the objective, data order or schedule (--max-steps/--epochs included) are refused.",
+            "--resume",
+        ),
     ] = False,
     overwrite: Annotated[
         bool, _opt("Delete an earlier train run in OUTPUT first (otherwise refused).", "--overwrite")
@@ -115,8 +140,9 @@ def train(
         DType,
         _opt(
             "`auto`: bf16-mixed on CUDA, fp32 on CPU. `bf16-mixed`: fp32 weights and optimizer, bf16 "
-            "matmuls. `bf16`: bf16 weights and optimizer (half the memory; updates below bf16 resolution, "
-            "e.g. lr 1e-6, are lost)."
+            "matmuls. `bf16`: the lean mode, bf16 weights, gradients and AdamW states (8 bytes a "
+            "parameter instead of 16), updates stochastically rounded so that small steps (lr 1e-6) "
+            "still land on average."
         ),
     ] = DType.auto,
     attn: Annotated[
@@ -128,7 +154,8 @@ def train(
 ) -> None:
     """Off-policy GRPO on the teacher traces of `offcurate vote`, with the all-positive bias.
 
-    Per question (G traces, rewards r): A = (r - mean) / (population std + 1e-6), + --bias if every r > 0;
+    Per question (G traces, rewards r): A = (r - mean) / (population std + 1e-6), + --bias if every r > 0
+    (population std, ddof=0: TRL and verl use ddof=1, whose A is ~3% smaller at G = 16);
     per token: min[π·A, max(π, 1-ε)·A] (teacher prob taken as 1); loss = -1/Q Σ_q 1/G Σ_i 1/|o_i| Σ_t.
     Questions whose vote status is not ok are skipped. The question is the user turn of the chat template,
     the trace the assistant turn; only its tokens carry loss. Writes metrics.jsonl, checkpoints in Hugging
@@ -157,6 +184,7 @@ def train(
         warmup_steps=warmup_steps,
         max_steps=max_steps,
         epochs=epochs,
+        stop_after=stop_after,
         questions_per_step=questions_per_step,
         tokens_per_micro_batch=tokens_per_micro_batch,
         max_len=max_len,

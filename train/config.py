@@ -4,8 +4,10 @@
     cfg.validate()                          # OffcurateError with the option's name on a bad value
 
 RUN/config.json stores the options. ``--resume`` refuses to continue with options that change the
-objective or the data order (``IDENTITY``): the result would be neither run. Throughput and bookkeeping
-options (micro-batch budget, chunk size, save cadence, --max-steps) may change.
+objective, the data order or the learning-rate schedule (``IDENTITY``): the result would be neither run.
+The run's length (--max-steps, or --epochs) is part of it because the cosine decays over it; ``--stop-after``
+ends one invocation early without changing the schedule. Throughput and bookkeeping options (micro-batch
+budget, chunk size, save cadence, --stop-after) may change.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ IDENTITY = (
     "model",
     "lr",
     "weight_decay",
+    "grad_clip",
     "warmup_steps",
     "questions_per_step",
     "max_len",
     "seed",
     "shuffle",
+    "max_steps",
     "epochs",
     "dtype",
 )
@@ -46,6 +50,7 @@ class TrainConfig:
     warmup_steps: int = 10
     max_steps: int | None = None
     epochs: int = 1
+    stop_after: int | None = None
     questions_per_step: int = 8
     tokens_per_micro_batch: int = 32768
     max_len: int = 32768
@@ -68,6 +73,7 @@ class TrainConfig:
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be >= 1"),
+            (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
             (self.epochs >= 1, "--epochs must be >= 1"),
             (self.questions_per_step >= 1, "--questions-per-step must be >= 1"),
             (self.max_len >= 2, "--max-len must be >= 2 (a prompt token and a response token)"),
@@ -107,7 +113,10 @@ class TrainConfig:
             if saved.get(k) != mine[k]
         ]
         if changed:
-            raise OffcurateError(f"{run_dir}: cannot resume with changed options: {'; '.join(changed)}")
+            hint = ""
+            if any(saved.get(k) != mine[k] for k in ("max_steps", "epochs")):
+                hint = " (the run's length fixes its schedule: --stop-after N stops earlier)"
+            raise OffcurateError(f"{run_dir}: cannot resume with changed options: {'; '.join(changed)}{hint}")
 
 
 def _flat(data: dict[str, Any]) -> dict[str, Any]:

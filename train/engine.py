@@ -6,8 +6,8 @@
 One optimizer step = Q whole questions (``steps.StepStream``), packed into micro-batches of at most
 ``--tokens-per-micro-batch`` tokens (``packing``); each micro-batch's loss -Σ w·term is backpropagated at
 once and the gradients add up, so the step's gradient is that of the exact step loss. Then: clip, AdamW,
-scheduler, a metrics row, maybe a checkpoint. ``accumulate`` is the compute of one step and is what
-bench/bench_train.py times.
+scheduler, a metrics row, maybe a checkpoint. The compute of a step (``compute.accumulate`` and
+``compute.optimizer_step``) is what bench/bench_train.py times.
 """
 
 from __future__ import annotations
@@ -19,86 +19,29 @@ from pathlib import Path
 
 import torch
 
-from ..curate.errors import InputError, OutputExistsError
+from ..curate.errors import InputError, OffcurateError, OutputExistsError
 from ..curate.report import StageReport
 from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
+from .compute import accumulate, micro_batches, optimizer_step
 from .config import TrainConfig
 from .data import ChatEncoder, RowReader, VotedIndex, open_voted
-from .metrics import (
-    MetricsLog,
-    describe,
-    live_view,
-    log_plain,
-    measure_matmul_peak,
-    model_flops,
-    peak_memory_gib,
-    reset_peak_memory,
-    summarise,
-)
+from .metrics import MetricsLog, describe, live_view, log_plain, summarise
+from .mfu import measure_matmul_peak, model_flops, peak_memory_gib, reset_peak_memory
 from .model import (
     Precision,
+    check_max_len,
     count_parameters,
     enable_checkpointing,
+    load_config,
     load_model,
     load_tokenizer,
-    packed_logprobs,
+    reference_precision,
     resolve_device,
     resolve_precision,
 )
-from .objective import ObjectiveConfig, k3_kl, token_terms, weighted_loss
-from .optim import build_optimizer, build_scheduler, clip_gradients
-from .packing import MicroBatch, Sample, build_micro_batch, pack
+from .optim import build_optimizer, build_scheduler
 from .steps import StepBatch, StepStream
 from .tiny import TINY_MODEL, resolve_model
-
-
-@dataclass
-class StepStats:
-    """Sums over the micro-batches of one step (tensors stay on the device until the step ends)."""
-
-    loss: torch.Tensor
-    prob_sum: torch.Tensor
-    kl_sum: torch.Tensor
-    n_loss_tokens: int
-    seq_lengths: list[int]
-
-
-def micro_batches(samples: list[Sample], budget: int) -> list[MicroBatch]:
-    """Pack a step's samples into padding-free rows of at most ``budget`` tokens."""
-    bins = pack([len(s.input_ids) for s in samples], budget)
-    return [build_micro_batch([samples[i] for i in b]) for b in bins]
-
-
-def accumulate(
-    model: torch.nn.Module,
-    batches: list[MicroBatch],
-    objective: ObjectiveConfig,
-    precision: Precision,
-    device: torch.device,
-    chunk: int = 1024,
-    ref_model: torch.nn.Module | None = None,
-) -> StepStats:
-    """Forward + backward of every micro-batch; gradients accumulate in ``.grad``, the loss is returned."""
-    zero = torch.zeros((), device=device)
-    stats = StepStats(zero.clone(), zero.clone(), zero.clone(), 0, [])
-    for cpu_batch in batches:
-        mb = cpu_batch.to(device)
-        ref_logp = None
-        if ref_model is not None:
-            with torch.no_grad():
-                ref_logp = packed_logprobs(ref_model, mb, precision, chunk)
-        logp = packed_logprobs(model, mb, precision, chunk)
-        terms = token_terms(logp, mb.advantages, objective, ref_logp)
-        loss = weighted_loss(terms, mb.weights)
-        loss.backward()
-        with torch.no_grad():
-            stats.loss += loss.detach()
-            stats.prob_sum += logp.detach().exp().sum()
-            if ref_logp is not None:
-                stats.kl_sum += k3_kl(logp.detach(), ref_logp).sum()
-        stats.n_loss_tokens += int(mb.targets.numel())
-        stats.seq_lengths.extend(cpu_batch.seq_lengths)
-    return stats
 
 
 def _prepare_run_dir(cfg: TrainConfig) -> None:
@@ -137,7 +80,8 @@ class Session:
     scheduler: object
     stream: StepStream
     step: int
-    total: int
+    total: int  # the run's length: the schedule's horizon, fixed when the run starts
+    end: int  # where this invocation stops: ``total``, or earlier with --stop-after
 
     def data_state(self) -> dict:
         return {**self.stream.state(), "fingerprint": self.index.fingerprint}
@@ -145,15 +89,12 @@ class Session:
     def save(self) -> None:
         save_checkpoint(
             self.cfg.output, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
-            self.data_state(), self.cfg.keep_last,
+            self.data_state(), self.total, self.cfg.keep_last,
         )  # fmt: skip
 
 
-def _setup(cfg: TrainConfig, report: StageReport) -> Session:
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.dtype, device)
-    index = open_voted(cfg.input)
-    _prepare_run_dir(cfg)
+def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: VotedIndex) -> Session:
+    """Model, optimizer, schedule and data stream of a prepared run folder (fresh or from a checkpoint)."""
     torch.manual_seed(cfg.seed)
     source = _model_source(cfg)
     state, weights_from = None, source
@@ -162,19 +103,21 @@ def _setup(cfg: TrainConfig, report: StageReport) -> Session:
         state = load_state(Path(weights_from))
         if state["data"].get("fingerprint") != index.fingerprint:
             raise InputError(f"{cfg.input}: the input changed since {weights_from} was written")
+    step = int(state["step"]) if state else 0
+    total = _run_length(cfg, index, state)
+    end = _stop_step(cfg, step, total)  # checked before any weight loads
+    config = load_config(weights_from)
+    check_max_len(config, cfg.max_len)
     tokenizer = load_tokenizer(weights_from)
-    model = load_model(weights_from, precision, device, cfg.attn)
-    positions = getattr(model.config, "max_position_embeddings", cfg.max_len)
-    if cfg.max_len > positions:
-        report.counts["warning"] = f"--max-len above the model's {positions} positions"
+    model = load_model(weights_from, precision, device, cfg.attn, config=config)
     ref_model = None
     if cfg.objective.beta > 0:
-        ref_model = load_model(source, precision, device, cfg.attn).eval().requires_grad_(False)
+        ref_precision = reference_precision(precision, device)
+        ref_model = load_model(source, ref_precision, device, cfg.attn).eval().requires_grad_(False)
     model.train()
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
 
-    total = cfg.max_steps or -(-len(index.groups) // cfg.questions_per_step) * cfg.epochs
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, device)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, total)
     data = state["data"] if state else {"epoch": 0, "position": 0, "dropped": {}}
@@ -184,15 +127,42 @@ def _setup(cfg: TrainConfig, report: StageReport) -> Session:
         epoch=data["epoch"], position=data["position"],
     )  # fmt: skip
     stream.dropped.update(data["dropped"])
-    step = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        step = int(state["step"])
     return Session(
-        cfg, device, precision, index, tokenizer, model, ref_model, optimizer, scheduler, stream, step, total
-    )
+        cfg, device, precision, index, tokenizer, model, ref_model, optimizer, scheduler, stream, step, total,
+        end,
+    )  # fmt: skip
+
+
+def _run_length(cfg: TrainConfig, index: VotedIndex, state: dict | None) -> int:
+    """Optimizer steps of the whole run, the horizon the cosine decays over.
+
+    LambdaLR does not store its lambda, so a resumed run must rebuild the schedule with the horizon the run
+    started with: the checkpoint stores it, and --max-steps / --epochs cannot change on resume (config).
+    """
+    total = cfg.max_steps or -(-len(index.groups) // cfg.questions_per_step) * cfg.epochs
+    saved = state.get("total_steps") if state else None
+    if saved is not None and int(saved) != total:
+        raise InputError(
+            f"{cfg.output}: the checkpoint belongs to a run of {saved} steps, these options give {total}"
+        )
+    return total
+
+
+def _stop_step(cfg: TrainConfig, step: int, total: int) -> int:
+    """The last step of this invocation: the run's end, or --stop-after (never past the run's end)."""
+    if cfg.stop_after is None:
+        return total
+    if cfg.stop_after > total:
+        raise OffcurateError(
+            f"--stop-after {cfg.stop_after} is past the run's last step {total} (--max-steps / --epochs)"
+        )
+    if cfg.stop_after <= step:
+        raise OffcurateError(f"--stop-after {cfg.stop_after}: the run is already at step {step}")
+    return cfg.stop_after
 
 
 def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float | None) -> dict:
@@ -204,11 +174,9 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
         s.model, micro_batches(batch.samples, cfg.tokens_per_micro_batch), cfg.objective, s.precision,
         device, cfg.logprob_chunk, s.ref_model,
     )  # fmt: skip
-    grad_norm = clip_gradients(s.model, cfg.grad_clip)
     lr = s.scheduler.get_last_lr()[0]
-    s.optimizer.step()
+    grad_norm = optimizer_step(s.model, s.optimizer, cfg.grad_clip)
     s.scheduler.step()
-    s.optimizer.zero_grad(set_to_none=True)
     loss = float(stats.loss)  # waits for the device: the step time below is real
     seconds = time.perf_counter() - start
     s.step += 1
@@ -238,20 +206,15 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
     }
 
 
-def run_training(cfg: TrainConfig) -> StageReport:
-    """Train as configured; return the stage report (also written to RUN/summary.json)."""
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    cfg.validate()
-    report = StageReport("train", output=str(cfg.output))
-    s = _setup(cfg, report)
+def _train_loop(s: Session) -> tuple[list[dict], int]:
+    """Optimizer steps until the end of the run or of the data; returns the metrics rows, last saved step."""
+    cfg = s.cfg
     log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
     n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
     rows, last_saved = [], s.step
-    view, task = live_view(s.total, s.step)
+    view, task = live_view(s.end, s.step)
     with view:
-        while s.step < s.total:
+        while s.step < s.end:
             batch = s.stream.next_step()
             if batch is None:
                 break
@@ -259,14 +222,36 @@ def run_training(cfg: TrainConfig) -> StageReport:
             log.write(row)
             rows.append(row)
             view.update(task, completed=s.step, info=describe(row))
-            log_plain(s.step, s.total, row)
+            log_plain(s.step, s.end, row)
             if cfg.save_every and s.step % cfg.save_every == 0:
                 s.save()
                 last_saved = s.step
-    if s.step == 0:
-        if not cfg.resume:
+    return rows, last_saved
+
+
+def run_training(cfg: TrainConfig) -> StageReport:
+    """Train as configured; return the stage report (also written to RUN/summary.json)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    cfg.validate()
+    report = StageReport("train", output=str(cfg.output))
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.dtype, device)
+    index = open_voted(cfg.input)  # bad options and input fail here, before the run folder is touched
+    _prepare_run_dir(cfg)
+    s = None
+    try:
+        s = _setup(cfg, device, precision, index)
+        rows, last_saved = _train_loop(s)
+        if s.step == 0:
+            raise InputError(f"{cfg.input}: no trainable trajectory (dropped: {dict(s.stream.dropped)})")
+    except BaseException:
+        # a fresh run that failed before its first step (bad --model, OOM, no data) leaves no folder
+        # behind, so the corrected command works without --overwrite
+        if not cfg.resume and (s is None or s.step == 0):
             shutil.rmtree(cfg.output, ignore_errors=True)
-        raise InputError(f"{cfg.input}: no trainable trajectory (dropped: {dict(s.stream.dropped)})")
+        raise
     if s.step > last_saved or not list_checkpoints(cfg.output):
         s.save()
     final = cfg.output / "final"

@@ -38,7 +38,10 @@ DTYPE_CHOICES = ("auto", "fp32", "bf16-mixed", "bf16")
 
 @dataclass(frozen=True)
 class Precision:
-    """Parameter dtype and autocast dtype: fp32 / bf16-mixed (fp32 master weights, bf16 matmuls) / bf16."""
+    """Parameter dtype and autocast dtype: fp32 / bf16-mixed (fp32 master weights, bf16 matmuls) / bf16.
+
+    bf16 is the lean mode: bf16 weights need the stochastic-rounding AdamW (``optim``) to learn at all.
+    """
 
     name: str
     param_dtype: torch.dtype
@@ -71,6 +74,18 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     if name == "bf16-mixed":
         return Precision(name, torch.float32, torch.bfloat16)
     return Precision(name, torch.bfloat16, None)
+
+
+def reference_precision(precision: Precision, device: torch.device) -> Precision:
+    """The frozen reference model (--beta > 0) under bf16-mixed on CUDA: bf16 weights.
+
+    It is never updated, so fp32 master weights buy nothing: its matmuls run in bf16 under autocast
+    anyway, and bf16 halves its memory (3 GB instead of 6 GB for 1.5B). fp32 runs keep an fp32 reference
+    (exact), and CPU keeps the policy's precision (no memory pressure, and CPU bf16 is slow).
+    """
+    if device.type == "cuda" and precision.autocast_dtype == torch.bfloat16:
+        return Precision("bf16", torch.bfloat16, None)
+    return precision
 
 
 def _find_varlen_kernel() -> tuple[Callable | None, dict[str, Any], bool, bool]:
@@ -201,22 +216,52 @@ def set_attention(model: PreTrainedModel, implementation: str) -> None:
     model.config._attn_implementation = implementation
 
 
+def load_config(source: str | Path) -> PretrainedConfig:
+    """The model's config alone (no weights), so options can be checked against it before the load."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:  # ValueError: an unknown or missing model_type
+        raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
+
+
+def check_max_len(config: PretrainedConfig, max_len: int) -> None:
+    """Positions past ``max_position_embeddings`` were never trained: refuse before loading any weights."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_len > positions:
+        raise OffcurateError(
+            f"--max-len {max_len} is above the model's max_position_embeddings {positions}: "
+            f"pass --max-len {positions} or less"
+        )
+
+
 def load_model(
-    source: str | Path, precision: Precision, device: torch.device, attn: str = "auto"
+    source: str | Path,
+    precision: Precision,
+    device: torch.device,
+    attn: str = "auto",
+    config: PretrainedConfig | None = None,
 ) -> PreTrainedModel:
-    """``from_pretrained`` in the parameter dtype, moved to ``device``, attention chosen for packed rows."""
+    """``from_pretrained`` in the parameter dtype, moved to ``device``, attention chosen for packed rows.
+
+    A folder or id that is not a causal LM (missing weights: OSError; e.g. a T5 config: ValueError) is a
+    one-line error naming ``--model``.
+    """
     import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    config = load_config(source) if config is None else config
+    implementation = pick_attention(attn, device, config)
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
     try:
-        config = AutoConfig.from_pretrained(source)
-        implementation = pick_attention(attn, device, config)
-        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-        dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-        model = AutoModelForCausalLM.from_pretrained(source, **{dtype_key: precision.param_dtype})
-    except OSError as err:
+        model = AutoModelForCausalLM.from_pretrained(
+            source, config=config, **{dtype_key: precision.param_dtype}
+        )
+    except (OSError, ValueError) as err:
         raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
     set_attention(model, implementation)
     model.config.use_cache = False

@@ -6,10 +6,13 @@ Notation of shared/method.md: a question's G teacher traces o_1..o_G with reward
 question's vote status is not ``ok``: such questions are skipped), π = π_θ(o_{i,t} | q, o_{i,<t}).
 
 * Advantage: A_i = (r_i - mean r) / (std r + 1e-6) with the *population* std (divide by G, numpy's
-  default ``ddof=0``), the same for every token of o_i. If every r_i > 0 the group is all-positive and
-  A_i + b is used instead (``--bias``, 0.5 by default; ``--bias 0`` is plain off-policy GRPO).
-* Token term (teacher probability taken as 1): min[π·A, max(π, 1-ε)·A]. With LUFFY policy shaping
-  f(π) = π/(π+γ) replaces π in the positive-advantage term (A > 0); the clipped negative term is unchanged.
+  default ``ddof=0``), the same for every token of o_i. TRL and verl divide by G-1 (``ddof=1``): their A
+  is sqrt((G-1)/G) of ours, ~3% smaller at G = 16 (it matters when comparing runs or learning rates).
+  If every r_i > 0 the group is all-positive and A_i + b is used instead (``--bias``, 0.5 by default;
+  ``--bias 0`` is plain off-policy GRPO).
+* Token term (teacher probability taken as 1): min[π·A, max(π, 1-ε)·A]. ``--shaping luffy`` is LUFFY's
+  off-policy term instead (verl ``mix_src``): f(π)·A with f(π) = π/(π+γ) for every token of either sign and
+  no clip, so negative traces also push down tokens the model rates below 1-ε.
 * Optional KL penalty: -β·k3 with k3 = exp(ref - logp) - (ref - logp) - 1 (``--beta > 0`` only).
 * Loss (minimised) of one optimizer step over its Q questions:
 
@@ -54,6 +57,19 @@ class ObjectiveConfig:
             raise ValueError(f"eps must be in [0, 1), got {self.eps}")
         if self.beta < 0 or self.gamma <= 0:
             raise ValueError("beta must be >= 0 and gamma > 0")
+        ignored = [f"--{name}" for name in self.ignored_fields() if getattr(self, name) != _DEFAULTS[name]]
+        if ignored:
+            what = f"--loss {self.loss}" + (f" --shaping {self.shaping}" if self.loss != "sft" else "")
+            raise ValueError(f"{what} ignores {', '.join(ignored)}: leave it at its default")
+
+    def ignored_fields(self) -> tuple[str, ...]:
+        """The knobs this objective does not read: setting one is a mistake, not a silent no-op."""
+        if self.loss == "sft":
+            return ("bias", "eps", "shaping", "gamma")
+        return ("eps",) if self.shaping == "luffy" else ("gamma",)
+
+
+_DEFAULTS = {name: f.default for name, f in ObjectiveConfig.__dataclass_fields__.items()}
 
 
 def is_all_positive(rewards: Sequence[float]) -> bool:
@@ -107,16 +123,17 @@ def token_weight(n_questions: int, group_size: int, n_response_tokens: int) -> f
 def off_policy_term(
     logp: torch.Tensor, adv: torch.Tensor, eps: float = 0.2, shaping: str = "none", gamma: float = 0.1
 ) -> torch.Tensor:
-    """min[π·A, max(π, 1-ε)·A] per token (teacher prob 1); LUFFY shaping swaps π for π/(π+γ) when A > 0.
+    """min[π·A, max(π, 1-ε)·A] per token (teacher prob 1); ``shaping="luffy"``: π/(π+γ)·A, no clip.
 
-    A > 0: the min is π·A, gradient A·π·∇log π. A < 0: the min is max(π, 1-ε)·A, constant (zero gradient)
-    while π < 1-ε, so negatives only push down tokens the model already rates above 1-ε.
+    Unshaped, A > 0: the min is π·A, gradient A·π·∇log π. A < 0: the min is max(π, 1-ε)·A, constant (zero
+    gradient) while π < 1-ε, so negatives only push down tokens the model already rates above 1-ε.
+    LUFFY (verl ``mix_src``) shapes every off-policy token, either sign, and clips none: the gradient is
+    A·γπ/(π+γ)²·∇log π, which favours low-probability tokens and never vanishes for A < 0 (no ``eps``).
     """
     p = logp.exp()
-    term = torch.minimum(p * adv, torch.clamp(p, min=1.0 - eps) * adv)
     if shaping == "luffy":
-        term = torch.where(adv > 0, p / (p + gamma) * adv, term)
-    return term
+        return p / (p + gamma) * adv
+    return torch.minimum(p * adv, torch.clamp(p, min=1.0 - eps) * adv)
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:

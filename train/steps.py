@@ -8,6 +8,10 @@ factor are exact however the step is later split into micro-batches. Traces long
 dropped and counted (their question keeps its G and its advantages); a question that loses every trace it
 needed is replaced by the next one. ``state()`` / the constructor's ``epoch``/``position`` make the stream
 resumable: the order of an epoch is a pure function of (seed, epoch).
+
+``dropped`` (the run's totals) counts each trajectory or question once: every epoch visits the same ones,
+so only the first epoch's visits are counted. A step's own ``StepBatch.dropped`` counts what was skipped
+while filling that step, in any epoch (the per-step ``dropped_long`` metric).
 """
 
 from __future__ import annotations
@@ -86,6 +90,12 @@ class StepStream:
         self.order = question_order(len(self.index.groups), self.seed, self.epoch, self.shuffle)
         return True
 
+    def _drop(self, step_dropped: Counter, reason: str) -> None:
+        """Count a skipped trace or question for the step, and for the run's totals in the first epoch."""
+        step_dropped[reason] += 1
+        if self.epoch == 0:
+            self.dropped[reason] += 1
+
     def _candidates(self, n: int, dropped: Counter) -> list[tuple[Group, GroupPlan]]:
         out = []
         while len(out) < n and self.position < len(self.order):
@@ -93,7 +103,7 @@ class StepStream:
             self.position += 1
             plan = plan_group(group.rewards, self.objective)
             if plan.size == 0:
-                dropped["question without a positive trace (sft)"] += 1
+                self._drop(dropped, "question without a positive trace (sft)")
                 continue
             out.append((group, plan))
         return out
@@ -105,16 +115,16 @@ class StepStream:
         taken = [_Taken(g, p, []) for g, p in candidates]
         for (k, i), (prompt, response) in zip(wanted, encoded):
             if len(prompt) + len(response) > self.max_len:
-                dropped["trajectory longer than max-len"] += 1
+                self._drop(dropped, "trajectory longer than max-len")
                 continue
             if not response:
-                dropped["empty response"] += 1
+                self._drop(dropped, "empty response")
                 continue
             taken[k].samples.append((prompt, response, taken[k].plan.advantages[i]))
         kept = []
         for t in taken:
             if any(t.plan.used) and not t.samples:
-                dropped["question with every trace dropped"] += 1
+                self._drop(dropped, "question with every trace dropped")
             else:
                 kept.append(t)
         return kept
@@ -131,7 +141,6 @@ class StepStream:
                 epoch = self.epoch
                 continue
             taken.extend(self._encode(self._candidates(self.q - len(taken), dropped), dropped))
-        self.dropped.update(dropped)
         if not taken:
             return None
         self._epoch_trained = True

@@ -58,9 +58,13 @@ def build_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
 
 
 def build_model(
-    vocab_size: int, seed: int = 0, hidden: int = 64, layers: int = 2, max_positions: int = 8192
+    vocab_size: int, seed: int = 0, hidden: int = 64, layers: int = 2, max_positions: int = 32768
 ) -> Qwen2ForCausalLM:
-    """A random-init Qwen2ForCausalLM in float32 (4 heads of 16, 2 KV heads: grouped-query like Qwen2.5)."""
+    """A random-init Qwen2ForCausalLM in float32 (4 heads of 16, 2 KV heads: grouped-query like Qwen2.5).
+
+    32768 positions, the default ``--max-len`` (which ``offcurate train`` refuses above the model's
+    positions); RoPE has no weights, so the number costs nothing.
+    """
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 

@@ -1,0 +1,76 @@
+"""The lean mode's optimizer: torch's AdamW arithmetic, and bf16 write-back that is unbiased (CPU)."""
+
+import pytest
+import torch
+
+from offcurate.train.optim import StochasticRoundingAdamW, build_optimizer, round_stochastic_
+from offcurate.train.tiny import build_model
+
+ULP_AT_1 = 2.0**-7  # bf16 spacing in [1, 2)
+
+
+def test_equals_torch_adamw_on_fp32_parameters():
+    """Where the write-back is a plain copy, the update is torch.optim.AdamW's (decay, moments, eps)."""
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50, (1, 12))
+    mine, ref = build_model(50, seed=3), build_model(50, seed=3)
+
+    def groups(model):
+        return [
+            {"params": [p for p in model.parameters() if p.ndim >= 2], "weight_decay": 0.1},
+            {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0.0},
+        ]
+
+    opts = [
+        StochasticRoundingAdamW(groups(mine), lr=1e-2, chunk=1000),  # splits the 50 x 64 embedding
+        torch.optim.AdamW(groups(ref), lr=1e-2),
+    ]
+    for _ in range(3):
+        for model, opt in zip((mine, ref), opts):
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    for (name, a), (_, b) in zip(mine.named_parameters(), ref.named_parameters()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert not torch.equal(mine.model.embed_tokens.weight, build_model(50, seed=3).model.embed_tokens.weight)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["positive", "negative"])
+def test_stochastic_rounding_is_unbiased(sign):
+    torch.manual_seed(0)
+    value = torch.full((200_000,), sign * (1.0 + 0.3 * ULP_AT_1))
+    target = torch.empty(value.shape, dtype=torch.bfloat16)
+    round_stochastic_(target, value)
+    assert set(target.float().abs().unique().tolist()) == {1.0, 1.0 + ULP_AT_1}  # the two neighbours
+    assert (target.float().mean().item() - value[0].item()) / ULP_AT_1 == pytest.approx(0.0, abs=0.01)
+    exact = torch.tensor([0.5, -3.0, 0.0, 1.0 + ULP_AT_1])
+    round_stochastic_(target[:4], exact)
+    assert target[:4].float().tolist() == exact.tolist()  # representable values never move
+
+
+def _drift(optimizer_class, steps=200, lr=1e-6):
+    """Mean change of bf16 weights at 0.02 under a constant gradient: Adam moves each by ~lr a step."""
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.full((20_000,), 0.02, dtype=torch.bfloat16))
+    opt = optimizer_class([w], lr=lr)
+    start = w.detach().float().clone()
+    for _ in range(steps):
+        w.grad = torch.ones_like(w)
+        opt.step()
+    return (w.detach().float() - start).mean().item()
+
+
+def test_lr_1e6_moves_bf16_weights_on_average():
+    """bf16 spacing at 0.02 is 2^-13 ≈ 1.2e-4: round-to-nearest loses every 1e-6 update, SR keeps them."""
+    assert _drift(torch.optim.AdamW) == 0.0  # the problem: plain AdamW on bf16 weights never moves
+    assert _drift(StochasticRoundingAdamW) == pytest.approx(-200 * 1e-6, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [(torch.float32, torch.optim.AdamW), (torch.bfloat16, StochasticRoundingAdamW)],
+    ids=["fp32_torch_adamw", "bf16_stochastic_rounding"],
+)
+def test_build_optimizer_picks_by_parameter_dtype(dtype, expected):
+    model = build_model(50, seed=0).to(dtype)
+    assert type(build_optimizer(model, 1e-6, 0.0, torch.device("cpu"))) is expected
