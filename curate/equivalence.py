@@ -3,7 +3,7 @@
 math-verify's own timeout uses ``signal.alarm`` in whole seconds and swallows the timeout. Here the alarm
 is ``setitimer`` (sub-second) raising a ``BaseException`` math-verify cannot catch, so a pathological
 answer is *known* to have timed out: it is counted, and its traces get no answer. A distinct answer is
-parsed once (cache), and one that timed out once is never tried again.
+parsed once (cache), and a parse or a pair that timed out once is never tried again.
 
 The jobs (``LabelQuestion`` for vote, ``ScoreAgainstGold`` for base rollouts and eval) run in worker
 processes (see ``pool.py``), always on the process's main thread, as signals require.
@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -65,24 +66,30 @@ class Verifier:
 
     ``cached=False`` is the naive reference (the benchmark's baseline): every parse and every comparison
     is done again. Both give identical results, since parse and verify are deterministic.
+
+    What timed out is remembered at the grain it is known: a parse depends on the answer alone, so an
+    answer whose parse timed out is slow everywhere; a verify depends on both answers (``9^{9^{9^{9}}}``
+    times out against ``5`` but not against ``B``), so only that *pair* is slow. Treating the answer as
+    slow everywhere would drop it from questions where math-verify decides within the limit.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
     cached: bool = True
-    cache_size: int = 200_000
+    cache_size: int = 20_000  # per cache: ~1 KB a parsed answer, so a worker stays near 20 MB of cache
     timeouts: int = 0
-    _parsed: dict[str, list] = field(default_factory=dict)
-    _pairs: dict[tuple[str, str], bool] = field(default_factory=dict)
-    pathological: set[str] = field(default_factory=set)  # keys of answers that timed out
+    _parsed: OrderedDict[str, list] = field(default_factory=OrderedDict)
+    _pairs: OrderedDict[tuple[str, str], bool] = field(default_factory=OrderedDict)
+    slow: set[str | tuple[str, str]] = field(default_factory=set)  # keys (parse) and key pairs (verify)
+    found: list[str | tuple[str, str]] = field(default_factory=list)  # slow items not yet shared (pool)
 
     def parse(self, answer: str) -> list:
         from math_verify import parse
 
         key = answer_key(answer)
-        if key in self.pathological or len(key) > MAX_ANSWER_CHARS:
+        if key in self.slow or len(key) > MAX_ANSWER_CHARS:
             raise Pathological(answer)
         if key in self._parsed:
-            return self._parsed[key]
+            return _recall(self._parsed, key)
         try:
             with time_limit(self.timeout):
                 parsed = parse(f"${answer}$", parsing_timeout=None)
@@ -94,11 +101,18 @@ class Verifier:
         return parsed
 
     def equivalent(self, a: str, b: str) -> bool:
+        """Whether ``a`` and ``b`` are one answer; ``Pathological`` (blaming the longer one) on a timeout."""
         key_a, key_b = answer_key(a), answer_key(b)
         pair = (key_a, key_b) if key_a <= key_b else (key_b, key_a)
+        if pair in self.slow:
+            raise Pathological(_longer(a, b))
         if pair in self._pairs:
-            return self._pairs[pair]
-        result = self._compare(a, b)
+            return _recall(self._pairs, pair)
+        try:
+            result = self._compare(a, b)
+        except AnswerTimeout:
+            self._mark(pair)
+            raise Pathological(_longer(a, b)) from None
         if self.cached:
             _remember(self._pairs, pair, result, self.cache_size)
         return result
@@ -112,21 +126,21 @@ class Verifier:
         if self.cached and _plain_integer(parsed_a) and _plain_integer(parsed_b):
             return parsed_a[0] == parsed_b[0]  # what verify concludes, ~100x faster (tested)
         for gold, target in ((parsed_a, parsed_b), (parsed_b, parsed_a)):
-            try:
-                with time_limit(self.timeout):
-                    if verify(gold, target, timeout_seconds=None):
-                        return True
-            except AnswerTimeout:
-                # Blame the longer side, so one bad answer costs one timeout, not one per pair.
-                worse = max((a, b), key=lambda s: len(answer_key(s)))
-                self._mark(answer_key(worse))
-                raise Pathological(worse) from None
+            with time_limit(self.timeout):
+                if verify(gold, target, timeout_seconds=None):
+                    return True
         return False
 
-    def _mark(self, key: str) -> None:
+    def _mark(self, item: str | tuple[str, str]) -> None:
         self.timeouts += 1
         if self.cached:
-            self.pathological.add(key)
+            self.slow.add(item)
+            self.found.append(item)
+
+
+def _longer(a: str, b: str) -> str:
+    """The side a verify timeout is blamed on (the first on equal length), dropped from the question."""
+    return max((a, b), key=lambda s: len(answer_key(s)))
 
 
 def _plain_integer(parsed: list) -> bool:
@@ -135,10 +149,16 @@ def _plain_integer(parsed: list) -> bool:
     return len(parsed) == 2 and isinstance(parsed[0], sympy.Integer) and isinstance(parsed[1], str)
 
 
-def _remember(cache: dict, key, value, size: int) -> None:
+def _remember(cache: OrderedDict, key, value, size: int) -> None:
     if len(cache) >= size:
-        cache.pop(next(iter(cache)))  # oldest first: a cheap bounded cache
+        cache.popitem(last=False)  # least recently used first (see ``_recall``)
     cache[key] = value
+
+
+def _recall(cache: OrderedDict, key):
+    """A hit moves the entry to the young end, so answers common across questions stay cached."""
+    cache.move_to_end(key)
+    return cache[key]
 
 
 @dataclass(frozen=True)

@@ -83,15 +83,30 @@ def test_components_are_transitive():
     assert label.majority_votes == 3
 
 
-def test_fast_path_skips_joined_pairs():
+def test_fast_path_compares_each_distinct_pair_once():
     calls = []
 
     def equivalent(a, b):
         calls.append((a, b))
-        return True
+        return a == b
 
-    label_group(["1", "2", "3", "4"], equivalent)
-    assert len(calls) == 3  # all-pairs would make 6 comparisons for the same single class
+    label_group(["1", "2", "1", "3", "2", "1"], equivalent)
+    assert calls == [("1", "2"), ("1", "3"), ("2", "3")]  # all-pairs would make 11 comparisons
+
+
+def test_a_slow_pair_is_not_a_slow_answer():
+    """``9^{9^{9^{9}}}`` times out against a number, but math-verify tells it from letters at once: a
+    question of letters keeps it as an answer even after another question found the slow pair, as the
+    naive path does; the slow pair itself is never paid for twice."""
+    tower = "9^{9^{9^{9}}}"
+    verifier = Verifier(timeout=0.5)
+    assert label_question([tower, "5", "5"], verifier).answers == [None, "5", "5"]
+    assert verifier.timeouts == 1
+    letters = ["B", tower, "B", "C"]
+    naive = label_question(letters, Verifier(timeout=0.5, cached=False), all_pairs=True)
+    assert label_question(letters, verifier).answers == naive.answers == letters
+    assert label_question(["5", tower, "7"], verifier).answers == ["5", None, "7"]
+    assert verifier.timeouts == 1
 
 
 @pytest.mark.parametrize(
