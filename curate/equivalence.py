@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .cluster import GroupLabel, label_group
+from .cluster import GroupLabel, distinct_answers, label_group, naive_calls
 from .extract import answer_key
 
 MAX_ANSWER_CHARS = 1000  # longer "answers" are garbage inside \boxed{}: never handed to sympy
@@ -68,9 +68,10 @@ class Verifier:
     is done again. Both give identical results, since parse and verify are deterministic.
 
     What timed out is remembered at the grain it is known: a parse depends on the answer alone, so an
-    answer whose parse timed out is slow everywhere; a verify depends on both answers (``9^{9^{9^{9}}}``
-    times out against ``5`` but not against ``B``), so only that *pair* is slow. Treating the answer as
-    slow everywhere would drop it from questions where math-verify decides within the limit.
+    answer whose parse timed out is slow everywhere; a verify depends on both answers and on their order
+    (``9^{9^{9^{9}}}`` times out against ``5`` but not against ``B``), so only that (gold, target)
+    direction is slow. Treating the answer as slow everywhere would drop it from questions where
+    math-verify decides within the limit, and the labels would depend on the order questions ran in.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
@@ -78,8 +79,8 @@ class Verifier:
     cache_size: int = 20_000  # per cache: ~1 KB a parsed answer, so a worker stays near 20 MB of cache
     timeouts: int = 0
     _parsed: OrderedDict[str, list] = field(default_factory=OrderedDict)
-    _pairs: OrderedDict[tuple[str, str], bool] = field(default_factory=OrderedDict)
-    slow: set[str | tuple[str, str]] = field(default_factory=set)  # keys (parse) and key pairs (verify)
+    _directions: OrderedDict[tuple[str, str], bool] = field(default_factory=OrderedDict)
+    slow: set[str | tuple[str, str]] = field(default_factory=set)  # keys (parse), (gold, target) keys
     found: list[str | tuple[str, str]] = field(default_factory=list)  # slow items not yet shared (pool)
 
     def parse(self, answer: str) -> list:
@@ -101,35 +102,52 @@ class Verifier:
         return parsed
 
     def equivalent(self, a: str, b: str) -> bool:
-        """Whether ``a`` and ``b`` are one answer; ``Pathological`` (blaming the longer one) on a timeout."""
-        key_a, key_b = answer_key(a), answer_key(b)
-        pair = (key_a, key_b) if key_a <= key_b else (key_b, key_a)
-        if pair in self.slow:
-            raise Pathological(_longer(a, b))
-        if pair in self._pairs:
-            return _recall(self._pairs, pair)
-        try:
-            result = self._compare(a, b)
-        except AnswerTimeout:
-            self._mark(pair)
-            raise Pathological(_longer(a, b)) from None
-        if self.cached:
-            _remember(self._pairs, pair, result, self.cache_size)
-        return result
+        """``verify(a -> b)``, else ``verify(b -> a)``; ``Pathological`` blaming the longer one (the first
+        on equal length) when a step times out. The order matters: verify is not symmetric."""
+        parsed = None
+        for gold, target in ((a, b), (b, a)):
+            direction = (answer_key(gold), answer_key(target))
+            if direction in self.slow:
+                raise Pathological(_longer(a, b))
+            if direction in self._directions:
+                holds = _recall(self._directions, direction)
+            else:
+                parsed = parsed or {a: self.parse(a), b: self.parse(b)}  # once per call, as the naive path
+                holds = self._verify(direction, parsed[gold], parsed[target])
+                if holds is None:
+                    raise Pathological(_longer(a, b))
+            if holds:
+                return True
+        return False
 
-    def _compare(self, a: str, b: str) -> bool:
+    def times_out(self, a: str, b: str) -> bool:
+        """Whether ``equivalent(a, b)`` is already known to time out, without calling math-verify."""
+        for gold, target in ((a, b), (b, a)):
+            direction = (answer_key(gold), answer_key(target))
+            if direction in self.slow:
+                return True
+            if self._directions.get(direction) is not False:  # holds, or not known
+                return False
+        return False
+
+    def _verify(self, direction: tuple[str, str], gold: list, target: list) -> bool | None:
+        """``verify(gold, target)`` within the time limit; ``None`` when it ran past it."""
         from math_verify import verify
 
-        parsed_a, parsed_b = self.parse(a), self.parse(b)
-        if not parsed_a or not parsed_b:
-            return False
-        if self.cached and _plain_integer(parsed_a) and _plain_integer(parsed_b):
-            return parsed_a[0] == parsed_b[0]  # what verify concludes, ~100x faster (tested)
-        for gold, target in ((parsed_a, parsed_b), (parsed_b, parsed_a)):
-            with time_limit(self.timeout):
-                if verify(gold, target, timeout_seconds=None):
-                    return True
-        return False
+        if not gold or not target:
+            holds = False
+        elif self.cached and _plain_integer(gold) and _plain_integer(target):
+            holds = gold[0] == target[0]  # what verify concludes, ~100x faster (tested)
+        else:
+            try:
+                with time_limit(self.timeout):
+                    holds = bool(verify(gold, target, timeout_seconds=None))
+            except AnswerTimeout:
+                self._mark(direction)
+                return None
+        if self.cached:
+            _remember(self._directions, direction, holds, self.cache_size)
+        return holds
 
     def _mark(self, item: str | tuple[str, str]) -> None:
         self.timeouts += 1
@@ -182,12 +200,44 @@ def label_question(
             for answer in answers:
                 if answer is not None:
                     verifier.parse(answer)
+            if not all_pairs and (shortcut := _drop_known_slow(answers, verifier)) is not None:
+                rest, label = shortcut
+                return QuestionResult(label, rest, dropped + _count(answers) - _count(rest))
             return QuestionResult(label_group(answers, verifier.equivalent, all_pairs), answers, dropped)
         except Pathological as bad:
             key = answer_key(bad.answer)
-            before = sum(a is not None for a in answers)
+            before = _count(answers)
             answers = [None if a is not None and answer_key(a) == key else a for a in answers]
-            dropped += before - sum(a is not None for a in answers)
+            dropped += before - _count(answers)
+
+
+def _count(answers: Sequence[str | None]) -> int:
+    return sum(a is not None for a in answers)
+
+
+def _drop_known_slow(
+    answers: list[str | None], verifier: Verifier
+) -> tuple[list[str | None], GroupLabel] | None:
+    """The naive path's result without paying a timeout again, when it is certain: an answer strictly
+    longer than the others is blamed by every comparison it is in (``_longer``); if one of the
+    comparisons the naive scan makes with it is already known to time out, and the other answers
+    compare without a timeout, the naive path's first timeout, whichever comparison that is, drops
+    exactly that answer. ``None`` when that does not hold (the ordinary scan then decides)."""
+    forms, which = distinct_answers(answers)
+    lengths = [len(answer_key(f)) for f in forms]
+    if len(forms) < 2 or lengths.count(max(lengths)) > 1:
+        return None
+    longest = lengths.index(max(lengths))
+    if not any(
+        longest in call and verifier.times_out(forms[call[0]], forms[call[1]]) for call in naive_calls(which)
+    ):
+        return None
+    key = answer_key(forms[longest])
+    rest = [None if a is not None and answer_key(a) == key else a for a in answers]
+    try:
+        return rest, label_group(rest, verifier.equivalent)
+    except Pathological:
+        return None
 
 
 class Job(Protocol):
