@@ -32,7 +32,7 @@ from .equivalence import Job, Verifier
 from .extract import answer_key
 
 Task = tuple[Hashable, list[str | None]]  # (task index, answers)
-BATCH = 32
+BATCH = 8  # small: a worker queued behind a timeout holds few tasks back at the end of a run
 HELD = 4 * BATCH  # tasks held back by the gate at most; beyond, the pool waits for results instead
 
 
