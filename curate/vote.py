@@ -59,13 +59,13 @@ TRACE_LABEL_SCHEMA = pa.schema([("question_id", pa.string()), ("sample_idx", pa.
 
 
 def _per_shard(
-    what: str, fn, shards: list[Path], rows: list[int], executor: Executor, *args
+    what: str, fn, shards: dict[int, Path], rows: list[int], executor: Executor, *args
 ) -> dict[int, int]:
     """Run ``fn(path, shard_no, *args)`` for every shard in parallel; returns its result per shard."""
-    futures = {executor.submit(fn, path, n, *args): n for n, path in enumerate(shards)}
+    futures = {executor.submit(fn, path, n, *args): n for n, path in shards.items()}
     done = {}
     with progress() as bar:
-        task = bar.add_task(what, total=sum(rows))
+        task = bar.add_task(what, total=sum(rows[n] for n in shards))
         for future in as_completed(futures):
             done[futures[future]] = future.result()
             bar.advance(task, rows[futures[future]])
@@ -109,15 +109,17 @@ def run_vote(
         spill.mkdir()
         for folder in ("trajectories", "questions"):
             (tmp / folder).mkdir()
-        kept = _per_shard("vote: extract answers", extract_shard, shards, rows, executor, slicing, spill)
+        every = dict(enumerate(shards))
+        kept = _per_shard("vote: extract answers", extract_shard, every, rows, executor, slicing, spill)
         if sum(kept.values()) == 0:
             raise InputError(f"{input_dir}: no trajectories in slice {shard_index} of {num_shards}")
         questions = ShardWriter(tmp / "questions" / shard_name(0, 1), QUESTION_SCHEMA)
         counts = label_partitions(spill, slicing.partitions, sum(kept.values()), pool, questions, input_dir)
         questions.close()
         out = tmp / "trajectories"
+        in_slice = {n: path for n, path in every.items() if kept[n]}
         written = _per_shard(
-            "vote: write trajectories", write_shard, shards, rows, executor, slicing, spill, out
+            "vote: write trajectories", write_shard, in_slice, rows, executor, slicing, spill, out
         )
         shutil.rmtree(spill)
         parts = [part_file(out, n) for n in sorted(written) if written[n]]
