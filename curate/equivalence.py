@@ -228,21 +228,25 @@ def _count(answers: Sequence[str | None]) -> int:
 def _drop_known_slow(
     answers: list[str | None], verifier: Verifier
 ) -> tuple[list[str | None], GroupLabel] | None:
-    """The naive path's result without paying a timeout again, when it is certain: an answer strictly
-    longer than the others is blamed by every comparison it is in (``_longer``); if one of the
-    comparisons the naive scan makes with it is already known to time out, and the other answers
-    compare without a timeout, the naive path's first timeout, whichever comparison that is, drops
-    exactly that answer. ``None`` when that does not hold (the ordinary scan then decides)."""
+    """The naive path's result without paying a timeout again, when it is certain: if a comparison the
+    naive scan makes is already known to time out, its blamed answer (``_longer``) is blamed by every
+    comparison the scan makes with it, and the other answers compare without a timeout, then the scan's
+    first timeout, whichever comparison that is, drops exactly that answer. ``None`` when that does not
+    hold (the ordinary scan then decides)."""
     forms, which = distinct_answers(answers)
+    calls = naive_calls(which)
+    known = next(((i, j) for i, j in calls if verifier.times_out(forms[i], forms[j])), None)
+    if known is None:
+        return None
     lengths = [len(answer_key(f)) for f in forms]
-    if len(forms) < 2 or lengths.count(max(lengths)) > 1:
+
+    def blamed(call: tuple[int, int]) -> int:
+        return call[0] if lengths[call[0]] >= lengths[call[1]] else call[1]
+
+    slow = blamed(known)
+    if any(blamed(call) != slow for call in calls if slow in call):
         return None
-    longest = lengths.index(max(lengths))
-    if not any(
-        longest in call and verifier.times_out(forms[call[0]], forms[call[1]]) for call in naive_calls(which)
-    ):
-        return None
-    key = answer_key(forms[longest])
+    key = answer_key(forms[slow])
     rest = [None if a is not None and answer_key(a) == key else a for a in answers]
     try:
         return rest, label_group(rest, verifier.equivalent)

@@ -105,15 +105,22 @@ SLOW_HISTORY = [
     ([TOWER, "5", "5"], [None, "5", "5"]),  # times out against a number: dropped, one timeout paid
     (["B", TOWER, "B", "C"], ["B", TOWER, "B", "C"]),  # no comparison times out: kept as an answer
     ([TOWER, "5", "7"], [None, "5", "7"]),  # a comparison known to time out: dropped, nothing paid
+    # as long as the tower: blamed only where it is compared first, so the tower is the one dropped here...
+    ([TOWER, "5", r"\frac{1}{234}"], [None, "5", r"\frac{1}{234}"]),
+    # ...but here the fraction is compared first, the comparison times out and the fraction is blamed
+    ([r"\frac{1}{234}", TOWER, "5"], [None, None, "5"]),
 ]
 
 
 def test_a_slow_comparison_is_not_a_slow_answer():
     verifier = Verifier(timeout=0.5)
+    paid = []
     for answers, expect in SLOW_HISTORY:
         naive = label_question(answers, Verifier(timeout=0.5, cached=False), all_pairs=True)
+        before = verifier.timeouts
         assert label_question(answers, verifier).answers == naive.answers == expect
-    assert verifier.timeouts == 1
+        paid.append(verifier.timeouts - before)
+    assert paid == [1, 0, 0, 0, 1]  # a comparison known to time out is never paid for twice
 
 
 @pytest.mark.parametrize(
