@@ -1,13 +1,16 @@
 """Benchmark `offcurate vote` against the naive labeling path, and at OpenThoughts3-math scale.
 
-    python bench/bench_vote.py                      # 850k traces (~35 GB of text, ~9 GB on disk), ~20 min
-    python bench/bench_vote.py --traces 200000 --subset 4000 --no-markdown   # a quicker look
+    python bench/bench_vote.py            # subsets 16k and 32k, N = 212.5k, 4N = 850k; ~45 min on 2 cores
+    python bench/bench_vote.py --traces 64000 --subset 16000 --no-markdown   # a quicker look
 
-1. builds synthetic corpora (``corpus.py``): a subset, N = traces/4 and 4N = traces;
-2. runs the naive path (``naive.py``) and `offcurate vote` on the subset in one run and asserts the
-   labels (answer, status, cluster, reward) are identical;
-3. runs `offcurate vote` on N and 4N: wall time, traces/s, peak RSS of the whole process tree, timeouts;
-4. writes the table into BENCHMARKS.md (between the vote markers), naming the machine.
+1. builds synthetic corpora (``corpus.py``): the subsets, N = traces/4 and 4N = traces (cached in
+   bench/out/, ~35 GB of text and ~9 GB on disk at 850k);
+2. runs the naive path (``naive.py``) and `offcurate vote` on each subset, one after the other, and
+   asserts the labels (answer, status, cluster, reward) are identical; two sizes, because the ratio
+   depends on the size (fixed start-up) and on how often answers time out (see BENCHMARKS.md);
+3. runs `offcurate vote` on N and 4N: wall time, traces/s, peak RSS of the whole process tree,
+   math-verify timeouts and answers dropped;
+4. writes the table into BENCHMARKS.md (between the vote markers), naming the machine and its load.
 """
 
 from __future__ import annotations
@@ -95,33 +98,63 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
 
-def markdown(args, subset: dict, runs: list[tuple[int, dict]]) -> str:
-    naive_rate = args.subset / subset["naive_seconds"]
-    fast_rate = args.subset / subset["fast"]["seconds"]
-    full_rate = runs[-1][0] / runs[-1][1]["seconds"]
+def compare_on_subset(size: int, args) -> dict:
+    """Naive path and `offcurate vote` on the same corpus, one after the other; labels must be equal."""
+    sub = corpus(args.out / f"corpus-{size}", size)
+    start = time.perf_counter()
+    naive, naive_timeouts = naive_labels(sub, args.timeout, out=args.out / "naive-out")
+    naive_seconds = time.perf_counter() - start
+    fast = run_vote(sub, args.out / "voted-subset", args.workers, args.timeout)
+    problems = compare(naive, fast_labels(args.out / "voted-subset"))
+    if problems:
+        raise SystemExit("labels differ between the naive path and offcurate vote:\n" + "\n".join(problems))
+    print(
+        f"subset {size:,}: naive {naive_seconds:.1f} s ({naive_timeouts} timeouts), "
+        f"vote {fast['seconds']:.1f} s ({fast['counts'][TIMEOUTS]} timeouts), labels identical",
+        file=sys.stderr,
+    )
+    return {"size": size, "naive": naive_seconds, "naive_timeouts": naive_timeouts, "fast": fast}
+
+
+TIMEOUTS, DROPPED = "math-verify timeouts", "answers dropped (timeout or >1000 chars)"
+
+
+def _row(name: str, traces: int, run: dict, labels: str) -> str:
+    counts = run["counts"]
+    return (
+        f"| {name} | {traces:,} | {run['seconds']:.1f} s | {traces / run['seconds']:,.0f} | "
+        f"{run['peak_rss'] / 2**30:.2f} GiB | {counts[TIMEOUTS]} | {counts[DROPPED]} | {labels} |"
+    )
+
+
+def markdown(args, subsets: list[dict], runs: list[tuple[int, dict]], load: tuple[float, float]) -> str:
+    sizes = ",".join(str(s["size"]) for s in subsets)
     lines = [
         BEGIN,
-        f"Machine: {machine()}. Command: `python bench/bench_vote.py --traces {args.traces} "
-        f"--subset {args.subset}`; per-step timeout {args.timeout} s, workers = all cores.",
+        f"Machine: {machine()}; load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end. "
+        f"Command: `python bench/bench_vote.py --traces {args.traces} --subset {sizes}`; per-step timeout "
+        f"{args.timeout} s, workers = all cores.",
         "",
-        "| run | traces | wall | traces/s | peak RSS (process tree) | answers dropped (timeouts) | labels |",
-        "|---|---|---|---|---|---|---|",
-        f"| naive path (subset) | {args.subset:,} | {subset['naive_seconds']:.1f} s | {naive_rate:,.0f} "
-        "| – | – | reference |",
-        f"| `offcurate vote` (same subset) | {args.subset:,} | {subset['fast']['seconds']:.1f} s | "
-        f"{fast_rate:,.0f} | {subset['fast']['peak_rss'] / 2**30:.2f} GiB | "
-        f"{subset['fast']['counts']['answers dropped (timeout or >1000 chars)']} | identical |",
+        "| run | traces | wall | traces/s | peak RSS (process tree) | math-verify timeouts | answers dropped "
+        "| labels |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for traces, run in runs:
+    for sub in subsets:
+        size = sub["size"]
         lines.append(
-            f"| `offcurate vote` (N = {traces:,}) | {traces:,} | {run['seconds']:.1f} s | "
-            f"{traces / run['seconds']:,.0f} | {run['peak_rss'] / 2**30:.2f} GiB | "
-            f"{run['counts']['answers dropped (timeout or >1000 chars)']} | – |"
+            f"| naive path | {size:,} | {sub['naive']:.1f} s | {size / sub['naive']:,.0f} | – | "
+            f"{sub['naive_timeouts']} | same as below | reference |"
         )
+        lines.append(_row("`offcurate vote`, same traces", size, sub["fast"], "identical"))
+    for traces, run in runs:
+        lines.append(_row(f"`offcurate vote`, {'4N' if traces == runs[-1][0] else 'N'}", traces, run, "–"))
+    ratios = ", ".join(f"**{s['naive'] / s['fast']['seconds']:.1f}×** on {s['size']:,}" for s in subsets)
+    (n, small), (big_n, big) = runs[0], runs[-1]
     lines += [
         "",
-        f"Speed-up on the same subset: **{fast_rate / naive_rate:.1f}×** (includes the fixed start-up of the "
-        f"process pools); throughput at full scale vs the naive path: **{full_rate / naive_rate:.1f}×**.",
+        f"Speed-up on the same traces, labels identical: {ratios} traces (wall time; `vote` includes "
+        f"its process start-up). Peak RSS {small['peak_rss'] / 2**30:.2f} GiB at N = {n:,} and "
+        f"{big['peak_rss'] / 2**30:.2f} GiB at 4N = {big_n:,} ({big['peak_rss'] / small['peak_rss']:.2f}×).",
         END,
     ]
     return "\n".join(lines)
@@ -132,7 +165,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--traces", type=int, default=850_000, help="4N, the largest corpus")
-    parser.add_argument("--subset", type=int, default=32_000, help="traces compared with the naive path")
+    parser.add_argument(
+        "--subset", default="16000,32000", help="comma-separated sizes compared with the naive path"
+    )
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--out", type=Path, default=HERE / "out")
@@ -141,30 +176,21 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    sub = corpus(args.out / f"corpus-{args.subset}", args.subset)
-    start = time.perf_counter()
-    naive = naive_labels(sub, args.timeout, out=args.out / "naive-out")
-    naive_seconds = time.perf_counter() - start
-    fast = run_vote(sub, args.out / "voted-subset", args.workers, args.timeout)
-    problems = compare(naive, fast_labels(args.out / "voted-subset"))
-    if problems:
-        raise SystemExit("labels differ between the naive path and offcurate vote:\n" + "\n".join(problems))
-    print(
-        f"subset: naive {naive_seconds:.1f} s, vote {fast['seconds']:.1f} s, labels identical",
-        file=sys.stderr,
-    )
-
+    load_start = os.getloadavg()[0]
+    subsets = [compare_on_subset(int(size), args) for size in args.subset.split(",")]
     runs = []
     for traces in (args.traces // 4, args.traces):
         run = run_vote(
             corpus(args.out / f"corpus-{traces}", traces), args.out / "voted", args.workers, args.timeout
         )
         print(
-            f"N={traces:,}: {run['seconds']:.1f} s, peak {run['peak_rss'] / 2**30:.2f} GiB", file=sys.stderr
+            f"N={traces:,}: {run['seconds']:.1f} s, peak {run['peak_rss'] / 2**30:.2f} GiB, "
+            f"{run['counts'][TIMEOUTS]} timeouts",
+            file=sys.stderr,
         )
         runs.append((traces, run))
 
-    table = markdown(args, {"naive_seconds": naive_seconds, "fast": fast}, runs)
+    table = markdown(args, subsets, runs, (load_start, os.getloadavg()[0]))
     print(table)
     if not args.no_markdown:
         path = HERE.parent / "BENCHMARKS.md"

@@ -2,8 +2,10 @@
 
 What the obvious implementation does: read every shard whole, extract each answer from the full text of
 its trace, parse every answer with math-verify (no cache), verify all pairs of a question's answers in both
-directions, one process. Same rules (``extract_answer``, components of the equivalence relation,
-pathological answers dropped), none of the shortcuts.
+directions, one process. Same rules (``extract_answer``, components of the equivalence relation, an
+answer dropped when a parse or comparison of it in its question times out), none of the shortcuts: it
+remembers nothing from one question to the next, so it pays a timeout in every question that holds a
+slow answer.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from offcurate.curate.shards import list_shards
 from offcurate.curate.vote import TRACE_LABEL_SCHEMA
 
 
-def naive_labels(folder: Path, timeout: float, out: Path | None = None) -> pl.DataFrame:
-    """Per-trace labels (question_id, sample_idx, answer, cluster, reward) plus per-question status."""
+def naive_labels(folder: Path, timeout: float, out: Path | None = None) -> tuple[pl.DataFrame, int]:
+    """Per-trace labels (question_id, sample_idx, answer, cluster, reward) plus per-question status, and
+    how many math-verify steps timed out."""
     frames = [pl.from_arrow(pq.read_table(path)) for path in list_shards(folder)]
     traces = pl.concat(frames).sort("question_id", "sample_idx")
     answers = [extract_answer(text)[0] for text in traces["response"].to_list()]
@@ -45,13 +48,13 @@ def naive_labels(folder: Path, timeout: float, out: Path | None = None) -> pl.Da
         traces.drop("answer").join(labels, on=["question_id", "sample_idx"]).write_parquet(
             out / "labeled.parquet", compression="zstd"
         )
-    return labels
+    return labels, verifier.timeouts
 
 
 def fast_labels(voted: Path) -> pl.DataFrame:
-    """The same columns read back from an `offcurate vote` output folder."""
-    traces = pl.read_parquet(voted / "trajectories" / "*.parquet")
-    questions = pl.read_parquet(voted / "questions" / "*.parquet").select("question_id", "status")
+    """The same columns read back from `offcurate vote` output: one folder, or a folder of slices."""
+    traces = pl.read_parquet(sorted(voted.rglob("trajectories/*.parquet")))
+    questions = pl.read_parquet(sorted(voted.rglob("questions/*.parquet"))).select("question_id", "status")
     return traces.select("question_id", "sample_idx", "answer", "cluster", "reward").join(
         questions, on="question_id"
     )

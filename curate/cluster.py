@@ -2,8 +2,9 @@
 
 Two answers are in one class when their whitespace-free strings are identical or the equivalence test
 holds (math-verify, either direction). Classes are the connected components of that relation, so the
-result does not depend on the order answers are compared in: that is what lets the fast path skip pairs
-that are already joined and still give exactly the labels of the all-pairs path.
+result does not depend on the order answers are compared in: that is what lets the fast path make each
+distinct comparison once instead of one per pair of trajectories (120 for 16), and still give exactly
+the labels of the all-pairs path (timeouts included: see ``components``).
 """
 
 from __future__ import annotations
@@ -60,14 +61,32 @@ def distinct_answers(answers: Sequence[str | None]) -> tuple[list[str], list[int
     return forms, which
 
 
-def components(forms: Sequence[str], equivalent: Equivalent) -> list[int]:
-    """Component root per distinct answer; pairs already joined are skipped (it cannot change the
-    components, and saves most comparisons)."""
+def naive_calls(which: Sequence[int | None]) -> list[tuple[int, int]]:
+    """The comparisons between distinct answers (form indices, as ``(earlier, later)`` trajectory) that
+    the all-pairs scan makes, each once, in the order it first makes them. Both orders of a pair can
+    occur (``a`` before ``b`` somewhere, ``b`` before ``a`` elsewhere), and verify is not symmetric."""
+    answered = [f for f in which if f is not None]
+    seen: set[tuple[int, int]] = set()
+    calls = []
+    for x, earlier in enumerate(answered):
+        for later in answered[x + 1 :]:
+            if earlier != later and (earlier, later) not in seen:
+                seen.add((earlier, later))
+                calls.append((earlier, later))
+    return calls
+
+
+def components(forms: Sequence[str], which: Sequence[int | None], equivalent: Equivalent) -> list[int]:
+    """Component root per distinct answer, making exactly the comparisons of the all-pairs scan, each
+    once and in its order (repeats of a comparison give the same result).
+
+    Pairs already joined are *not* skipped, though skipping could not change the components: a
+    comparison can time out, the all-pairs scan would then drop an answer, and the drops must be the
+    same too."""
     uf = _UnionFind(len(forms))
-    for i in range(len(forms)):
-        for j in range(i + 1, len(forms)):
-            if uf.find(i) != uf.find(j) and equivalent(forms[i], forms[j]):
-                uf.union(i, j)
+    for i, j in naive_calls(which):
+        if equivalent(forms[i], forms[j]):
+            uf.union(i, j)
     return [uf.find(i) for i in range(len(forms))]
 
 
@@ -95,7 +114,7 @@ def label_group(answers: Sequence[str | None], equivalent: Equivalent, all_pairs
     if all_pairs:
         roots = _all_trajectory_pairs(answers, which, len(forms), equivalent)
     else:
-        roots = components(forms, equivalent)
+        roots = components(forms, which, equivalent)
     votes: dict[int, int] = {}
     first_seen: dict[int, int] = {}
     for position, form_index in enumerate(which):

@@ -3,7 +3,7 @@
 math-verify's own timeout uses ``signal.alarm`` in whole seconds and swallows the timeout. Here the alarm
 is ``setitimer`` (sub-second) raising a ``BaseException`` math-verify cannot catch, so a pathological
 answer is *known* to have timed out: it is counted, and its traces get no answer. A distinct answer is
-parsed once (cache), and one that timed out once is never tried again.
+parsed once (cache), and a parse or a pair that timed out once is never tried again.
 
 The jobs (``LabelQuestion`` for vote, ``ScoreAgainstGold`` for base rollouts and eval) run in worker
 processes (see ``pool.py``), always on the process's main thread, as signals require.
@@ -15,11 +15,12 @@ import contextlib
 import logging
 import signal
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .cluster import GroupLabel, label_group
+from .cluster import GroupLabel, distinct_answers, label_group, naive_calls
 from .extract import answer_key
 
 MAX_ANSWER_CHARS = 1000  # longer "answers" are garbage inside \boxed{}: never handed to sympy
@@ -65,24 +66,31 @@ class Verifier:
 
     ``cached=False`` is the naive reference (the benchmark's baseline): every parse and every comparison
     is done again. Both give identical results, since parse and verify are deterministic.
+
+    What timed out is remembered at the grain it is known: a parse depends on the answer alone, so an
+    answer whose parse timed out is slow everywhere; a verify depends on both answers and on their order
+    (``9^{9^{9^{9}}}`` times out against ``5`` but not against ``B``), so only that (gold, target)
+    direction is slow. Treating the answer as slow everywhere would drop it from questions where
+    math-verify decides within the limit, and the labels would depend on the order questions ran in.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT
     cached: bool = True
-    cache_size: int = 200_000
+    cache_size: int = 20_000  # per cache: ~1 KB a parsed answer, so a worker stays near 20 MB of cache
     timeouts: int = 0
-    _parsed: dict[str, list] = field(default_factory=dict)
-    _pairs: dict[tuple[str, str], bool] = field(default_factory=dict)
-    pathological: set[str] = field(default_factory=set)  # keys of answers that timed out
+    _parsed: OrderedDict[str, list] = field(default_factory=OrderedDict)
+    _directions: OrderedDict[tuple[str, str], bool] = field(default_factory=OrderedDict)
+    slow: set[str | tuple[str, str]] = field(default_factory=set)  # keys (parse), (gold, target) keys
+    found: list[str | tuple[str, str]] = field(default_factory=list)  # slow items not yet shared (pool)
 
     def parse(self, answer: str) -> list:
         from math_verify import parse
 
         key = answer_key(answer)
-        if key in self.pathological or len(key) > MAX_ANSWER_CHARS:
+        if key in self.slow or len(key) > MAX_ANSWER_CHARS:
             raise Pathological(answer)
         if key in self._parsed:
-            return self._parsed[key]
+            return _recall(self._parsed, key)
         try:
             with time_limit(self.timeout):
                 parsed = parse(f"${answer}$", parsing_timeout=None)
@@ -94,39 +102,73 @@ class Verifier:
         return parsed
 
     def equivalent(self, a: str, b: str) -> bool:
-        key_a, key_b = answer_key(a), answer_key(b)
-        pair = (key_a, key_b) if key_a <= key_b else (key_b, key_a)
-        if pair in self._pairs:
-            return self._pairs[pair]
-        result = self._compare(a, b)
-        if self.cached:
-            _remember(self._pairs, pair, result, self.cache_size)
-        return result
-
-    def _compare(self, a: str, b: str) -> bool:
-        from math_verify import verify
-
-        parsed_a, parsed_b = self.parse(a), self.parse(b)
-        if not parsed_a or not parsed_b:
-            return False
-        if self.cached and _plain_integer(parsed_a) and _plain_integer(parsed_b):
-            return parsed_a[0] == parsed_b[0]  # what verify concludes, ~100x faster (tested)
-        for gold, target in ((parsed_a, parsed_b), (parsed_b, parsed_a)):
-            try:
-                with time_limit(self.timeout):
-                    if verify(gold, target, timeout_seconds=None):
-                        return True
-            except AnswerTimeout:
-                # Blame the longer side, so one bad answer costs one timeout, not one per pair.
-                worse = max((a, b), key=lambda s: len(answer_key(s)))
-                self._mark(answer_key(worse))
-                raise Pathological(worse) from None
+        """``verify(a -> b)``, else ``verify(b -> a)``; ``Pathological`` blaming the longer one (the first
+        on equal length) when a step times out. The order matters: verify is not symmetric."""
+        parsed = None
+        for gold, target in ((a, b), (b, a)):
+            direction = (answer_key(gold), answer_key(target))
+            if direction in self.slow:
+                raise Pathological(_longer(a, b))
+            if direction in self._directions:
+                holds = _recall(self._directions, direction)
+            else:
+                parsed = parsed or {a: self.parse(a), b: self.parse(b)}  # once per call, as the naive path
+                holds = self._verify(direction, parsed[gold], parsed[target])
+                if holds is None:
+                    raise Pathological(_longer(a, b))
+            if holds:
+                return True
         return False
 
-    def _mark(self, key: str) -> None:
+    def times_out(self, a: str, b: str) -> bool:
+        """Whether ``equivalent(a, b)`` is already known to time out, without calling math-verify."""
+        for gold, target in ((a, b), (b, a)):
+            direction = (answer_key(gold), answer_key(target))
+            if direction in self.slow:
+                return True
+            if self._directions.get(direction) is not False:  # holds, or not known
+                return False
+        return False
+
+    def _verify(self, direction: tuple[str, str], gold: list, target: list) -> bool | None:
+        """``verify(gold, target)`` within the time limit; ``None`` when it ran past it."""
+        from math_verify import verify
+
+        if not gold or not target:
+            holds = False
+        elif self.cached and _plain_integer(gold) and _plain_integer(target):
+            holds = gold[0] == target[0]  # what verify concludes, ~100x faster (tested)
+        else:
+            try:
+                with time_limit(self.timeout):
+                    holds = bool(verify(gold, target, timeout_seconds=None))
+            except AnswerTimeout:
+                self._mark(direction)
+                return None
+        if self.cached:
+            _remember(self._directions, direction, holds, self.cache_size)
+        return holds
+
+    def _mark(self, item: str | tuple[str, str]) -> None:
         self.timeouts += 1
         if self.cached:
-            self.pathological.add(key)
+            self.slow.add(item)
+            self.found.append(item)
+            _drop_partial_results()
+
+
+def _drop_partial_results() -> None:
+    """An aborted computation leaves its finished parts in sympy's cache: ``9^{9^{9^{9}}}`` against a set
+    leaves ~100 MB of huge numbers there (measured), which a long-running worker would otherwise keep,
+    and pile up, for the rest of the run. The cache is only a memo: results do not change."""
+    from sympy.core.cache import clear_cache
+
+    clear_cache()
+
+
+def _longer(a: str, b: str) -> str:
+    """The side a verify timeout is blamed on (the first on equal length), dropped from the question."""
+    return max((a, b), key=lambda s: len(answer_key(s)))
 
 
 def _plain_integer(parsed: list) -> bool:
@@ -135,10 +177,16 @@ def _plain_integer(parsed: list) -> bool:
     return len(parsed) == 2 and isinstance(parsed[0], sympy.Integer) and isinstance(parsed[1], str)
 
 
-def _remember(cache: dict, key, value, size: int) -> None:
+def _remember(cache: OrderedDict, key, value, size: int) -> None:
     if len(cache) >= size:
-        cache.pop(next(iter(cache)))  # oldest first: a cheap bounded cache
+        cache.popitem(last=False)  # least recently used first (see ``_recall``)
     cache[key] = value
+
+
+def _recall(cache: OrderedDict, key):
+    """A hit moves the entry to the young end, so answers common across questions stay cached."""
+    cache.move_to_end(key)
+    return cache[key]
 
 
 @dataclass(frozen=True)
@@ -162,12 +210,48 @@ def label_question(
             for answer in answers:
                 if answer is not None:
                     verifier.parse(answer)
+            if not all_pairs and (shortcut := _drop_known_slow(answers, verifier)) is not None:
+                rest, label = shortcut
+                return QuestionResult(label, rest, dropped + _count(answers) - _count(rest))
             return QuestionResult(label_group(answers, verifier.equivalent, all_pairs), answers, dropped)
         except Pathological as bad:
             key = answer_key(bad.answer)
-            before = sum(a is not None for a in answers)
+            before = _count(answers)
             answers = [None if a is not None and answer_key(a) == key else a for a in answers]
-            dropped += before - sum(a is not None for a in answers)
+            dropped += before - _count(answers)
+
+
+def _count(answers: Sequence[str | None]) -> int:
+    return sum(a is not None for a in answers)
+
+
+def _drop_known_slow(
+    answers: list[str | None], verifier: Verifier
+) -> tuple[list[str | None], GroupLabel] | None:
+    """The naive path's result without paying a timeout again, when it is certain: if a comparison the
+    naive scan makes is already known to time out, its blamed answer (``_longer``) is blamed by every
+    comparison the scan makes with it, and the other answers compare without a timeout, then the scan's
+    first timeout, whichever comparison that is, drops exactly that answer. ``None`` when that does not
+    hold (the ordinary scan then decides)."""
+    forms, which = distinct_answers(answers)
+    calls = naive_calls(which)
+    known = next(((i, j) for i, j in calls if verifier.times_out(forms[i], forms[j])), None)
+    if known is None:
+        return None
+    lengths = [len(answer_key(f)) for f in forms]
+
+    def blamed(call: tuple[int, int]) -> int:
+        return call[0] if lengths[call[0]] >= lengths[call[1]] else call[1]
+
+    slow = blamed(known)
+    if any(blamed(call) != slow for call in calls if slow in call):
+        return None
+    key = answer_key(forms[slow])
+    rest = [None if a is not None and answer_key(a) == key else a for a in answers]
+    try:
+        return rest, label_group(rest, verifier.equivalent)
+    except Pathological:
+        return None
 
 
 class Job(Protocol):

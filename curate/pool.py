@@ -1,5 +1,9 @@
 """A process pool for math-verify work, with a watchdog that kills a stuck worker.
 
+    with VerifyPool(LabelQuestion(), workers=2, timeout=2.0) as pool:
+        for index, result in pool.map((i, answers) for i, answers in enumerate(questions)):
+            ...
+
 A task is ``(index, answers)``; a *job* (``LabelQuestion`` for vote, ``ScoreAgainstGold`` for base
 rollouts and eval) turns the answers into a result. Each worker runs jobs on its main thread (so the
 per-step ``setitimer`` alarm works) and reports after every task. The parent gives each task a deadline
@@ -7,6 +11,11 @@ of ``timeout * (distinct answers + 2) + 5`` seconds; a worker that misses it is 
 signal can interrupt (a huge integer power, say). It is killed and replaced, that task gets the job's
 string-identity fallback (counted as ``hard_timeouts``), and the rest of its batch goes to the new
 worker. Nothing can stall the run.
+
+A timeout costs a core ``timeout`` seconds, and whether a parse or a pair times out is only known by
+trying it. What timed out is shared with every worker (``Verifier.slow``), and the ``_Gate`` keeps two
+workers from trying the same new answer at once, so a slow parse or pair is paid for once per run, not
+once per worker (``timeouts`` counts what was paid).
 """
 
 from __future__ import annotations
@@ -14,15 +23,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 from .equivalence import Job, Verifier
+from .extract import answer_key
 
-Task = tuple[int, list[str | None]]  # (task index, answers)
-BATCH = 32
+Task = tuple[Hashable, list[str | None]]  # (task index, answers)
+BATCH = 8  # small: a worker queued behind a timeout holds few tasks back at the end of a run
+HELD = 4 * BATCH  # tasks held back by the gate at most; beyond, the pool waits for results instead
 
 
 def _worker(conn: Connection, job: Job, timeout: float | None) -> None:
@@ -34,12 +45,46 @@ def _worker(conn: Connection, job: Job, timeout: float | None) -> None:
         message = conn.recv()
         if message is None:
             return
-        known_bad, batch = message
-        verifier.pathological.update(known_bad)  # found by other workers: never pay their timeout twice
+        known_slow, batch = message
+        verifier.slow.update(known_slow)  # found by other workers: never pay their timeout twice
         for index, answers in batch:
-            before = set(verifier.pathological)
+            timeouts = verifier.timeouts
             result = job.run(answers, verifier)
-            conn.send((index, result, verifier.pathological - before))
+            found, verifier.found = verifier.found, []
+            conn.send((index, result, found, verifier.timeouts - timeouts))
+
+
+def _keys(task: Task) -> set[str]:
+    return {answer_key(a) for a in task[1] if a is not None}
+
+
+class _Gate:
+    """Lets the first task holding a new answer key *probe* it: until that task is back, other tasks with
+    the key go to the same worker (whose verifier then knows if it timed out) or wait. Once back, the key
+    is settled; a timeout found is in the pool's list of slow items, sent with every later batch."""
+
+    def __init__(self, memory: int = 100_000):
+        self._probing: dict[str, int] = {}  # key -> worker slot trying it for the first time
+        self._settled: OrderedDict[str, None] = OrderedDict()  # bounded: a forgotten key is probed again
+        self._memory = memory
+
+    def allows(self, keys: set[str], slot: int) -> bool:
+        return all(self._probing.get(key, slot) == slot for key in keys)
+
+    def take(self, keys: set[str], slot: int) -> None:
+        for key in keys:
+            if key in self._settled:
+                self._settled.move_to_end(key)
+            else:
+                self._probing.setdefault(key, slot)
+
+    def settle(self, keys: set[str]) -> None:
+        for key in keys:
+            self._probing.pop(key, None)
+            self._settled[key] = None
+            self._settled.move_to_end(key)
+        while len(self._settled) > self._memory:
+            self._settled.popitem(last=False)
 
 
 @dataclass
@@ -48,7 +93,7 @@ class _Slot:
     conn: Connection
     pending: deque  # tasks sent, not yet answered
     since: float = 0.0  # when the oldest pending task became the one in progress
-    bad_seen: int = 0  # how much of the pool's pathological list this worker has been sent
+    slow_seen: int = 0  # how much of the pool's list of slow items this worker has been sent
 
 
 class VerifyPool:
@@ -69,10 +114,15 @@ class VerifyPool:
         self.job, self.workers, self.timeout = job, max(1, workers), timeout
         self.soft_limits, self.grace, self._autostart = soft_limits, grace, start
         self.hard_timeouts = 0
+        self.timeouts = 0  # math-verify steps that ran past ``timeout`` in the workers
         self._ctx = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
         self._slots: list[_Slot] = []
         self._waiting = True
-        self._bad: list[str] = []  # pathological answer keys found by any worker
+        self._slow: list[str | tuple[str, str]] = []  # slow parses and pairs found by any worker
+        self._slow_set: set[str | tuple[str, str]] = set()
+        self._gate = _Gate()
+        self._held: list[tuple[Task, set[str]]] = []  # tasks the gate holds back, in arrival order
+        self._tasks: Iterator[Task] = iter(())
 
     def __enter__(self) -> VerifyPool:
         if self._autostart:
@@ -115,52 +165,73 @@ class VerifyPool:
         return self.timeout * (len({a for a in task[1] if a is not None}) + 2) + self.grace
 
     def _send(self, slot: _Slot, batch: list[Task]) -> None:
+        if not slot.pending:
+            slot.since = time.monotonic()
         slot.pending.extend(batch)
-        slot.conn.send((self._bad[slot.bad_seen :], batch))
-        slot.bad_seen = len(self._bad)
+        slot.conn.send((self._slow[slot.slow_seen :], batch))
+        slot.slow_seen = len(self._slow)
 
-    def _feed(self, slot: _Slot, tasks: Iterator[Task]) -> None:
-        batch = [task for _, task in zip(range(BATCH), tasks)]
+    def _feed(self, n: int) -> None:
+        """Send slot ``n`` a batch: held tasks the gate now allows first, then new ones from the stream."""
+        batch, still_held = [], []
+        for task, keys in self._held:
+            if len(batch) < BATCH and self._gate.allows(keys, n):
+                self._gate.take(keys, n)
+                batch.append(task)
+            else:
+                still_held.append((task, keys))
+        self._held = still_held
+        while len(batch) < BATCH and len(self._held) < HELD:
+            task = next(self._tasks, None)
+            if task is None:
+                break
+            keys = _keys(task)
+            if self._gate.allows(keys, n):
+                self._gate.take(keys, n)
+                batch.append(task)
+            else:
+                self._held.append((task, keys))
         if batch:
-            if not slot.pending:
-                slot.since = time.monotonic()
-            self._send(slot, batch)
+            self._send(self._slots[n], batch)
 
-    def map(self, tasks: Iterable[Task]) -> Iterator[tuple[int, object]]:
+    def map(self, tasks: Iterable[Task]) -> Iterator[tuple[Hashable, object]]:
         if self._waiting:
             for slot in self._slots:
                 self._ready(slot)
             self._waiting = False
-        tasks = iter(tasks)
-        for slot in self._slots:
-            self._feed(slot, tasks)
+        self._tasks = iter(tasks)
+        for n in range(len(self._slots)):
+            self._feed(n)
         while any(slot.pending for slot in self._slots):
-            busy = [slot for slot in self._slots if slot.pending]
-            ready = wait([slot.conn for slot in busy], timeout=1.0)
-            for slot in busy:
+            busy = [n for n, slot in enumerate(self._slots) if slot.pending]
+            ready = wait([self._slots[n].conn for n in busy], timeout=1.0)
+            for n in busy:
+                slot = self._slots[n]
                 if slot.conn in ready:
-                    index, result, bad = slot.conn.recv()
-                    self._bad += sorted(bad - set(self._bad))
-                    slot.pending.popleft()
+                    index, result, found, timeouts = slot.conn.recv()
+                    self._slow += [item for item in found if item not in self._slow_set]
+                    self._slow_set.update(found)
+                    self.timeouts += timeouts
+                    self._gate.settle(_keys(slot.pending.popleft()))
                     slot.since = time.monotonic()
                     yield index, result
-                    if len(slot.pending) < BATCH // 2:
-                        self._feed(slot, tasks)
                 elif time.monotonic() - slot.since > self._deadline(slot.pending[0]):
-                    yield from self._replace(slot, tasks)
+                    yield from self._replace(n)
+            for n, slot in enumerate(self._slots):
+                if len(slot.pending) < BATCH // 2:
+                    self._feed(n)
 
-    def _replace(self, slot: _Slot, tasks: Iterator[Task]) -> Iterator[tuple[int, object]]:
+    def _replace(self, n: int) -> Iterator[tuple[Hashable, object]]:
         """Kill a stuck worker, give its current task the job's fallback, resend the rest."""
+        slot = self._slots[n]
         slot.process.kill()
         slot.process.join()
         self.hard_timeouts += 1
         stuck, rest = slot.pending[0], list(slot.pending)[1:]
+        self._gate.settle(_keys(stuck))
         yield stuck[0], self.job.fallback(stuck[1])
         fresh = self._start()
         self._ready(fresh)
-        self._slots[self._slots.index(slot)] = fresh
+        self._slots[n] = fresh
         if rest:
-            fresh.since = time.monotonic()
             self._send(fresh, rest)
-        else:
-            self._feed(fresh, tasks)

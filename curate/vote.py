@@ -2,29 +2,31 @@
 
     offcurate vote -i data/math -o data/voted [--workers 2] [--timeout 2] [--shard-index 0 --num-shards 8]
 
-Three passes, memory bounded by the small per-trace label table, never by the text:
-1. stream the ``response`` column and extract answers from each trace's tail (``extract.extract_batch``);
-2. label each question in a process pool (math-verify, bounded per step, watchdog per question);
-3. stream the shards again and write them with ``answer``, ``cluster``, ``reward`` joined on.
-Writes ``trajectories/*.parquet`` and ``questions/*.parquet`` (see the card in the output folder).
+Three passes; what is resident is one shard's small rows or one partition of questions, never the text
+and never a table of the whole corpus (``spill.py``):
+1. stream each shard's ``response`` column, extract answers from each trace's tail, spill the small rows by
+   partition of the question-hash space (``vote_shards.extract_shard``);
+2. label one partition at a time in a process pool (math-verify, bounded per step, watchdog per
+   question), spill the labels by input shard (``vote_label.label_partitions``);
+3. stream the shards again and write them with ``answer``, ``cluster``, ``reward`` attached
+   (``vote_shards.write_shard``).
+Writes ``trajectories/*.parquet`` and ``questions/*.parquet`` (see the card in the output folder); the spill
+lives in the temporary output folder and is removed before it is renamed into place.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import polars as pl
 import pyarrow as pa
 
 from .card import write_card
-from .cluster import OK
 from .equivalence import LabelQuestion
 from .errors import InputError
-from .extract import extract_batch
-from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
 from .pool import VerifyPool
 from .report import StageReport, progress
 from .shards import (
@@ -34,12 +36,15 @@ from .shards import (
     is_bool,
     is_integer,
     is_string,
-    iter_batches,
     list_shards,
     open_shard,
     shard_name,
-    write_table,
 )
+from .spill import ROWS_PER_PARTITION, partitions_for
+from .vote_label import DROPPED, QUESTION_SCHEMA, label_partitions
+from .vote_shards import LABEL_FIELDS, TRAJECTORY_SCHEMA, Slicing, extract_shard, part_file, write_shard
+
+__all__ = ["QUESTION_SCHEMA", "TRACE_LABEL_SCHEMA", "TRAJECTORY_SCHEMA", "run_vote"]
 
 REQUIRED = {
     "question_id": ("string", is_string),
@@ -50,138 +55,21 @@ REQUIRED = {
     "difficulty": ("int64 (nullable)", is_integer),
     "finished": ("bool", is_bool),
 }
-LABEL_FIELDS = [("answer", pa.string()), ("cluster", pa.int64()), ("reward", pa.float64())]
-TRAJECTORY_SCHEMA = pa.schema(list(FILTER_SCHEMA) + LABEL_FIELDS)
 TRACE_LABEL_SCHEMA = pa.schema([("question_id", pa.string()), ("sample_idx", pa.int64()), *LABEL_FIELDS])
-QUESTION_SCHEMA = pa.schema(
-    [
-        ("question_id", pa.string()),
-        ("question", pa.string()),
-        ("source", pa.string()),
-        ("difficulty", pa.int64()),
-        ("n_samples", pa.int64()),
-        ("n_answered", pa.int64()),
-        ("n_clusters", pa.int64()),
-        ("majority_answer", pa.string()),
-        ("majority_votes", pa.int64()),
-        ("vote_share", pa.float64()),
-        ("status", pa.string()),
-        ("pass_rate", pa.float64()),
-        ("all_positive", pa.bool_()),
-    ]
-)
 
 
-def in_slice(question_ids: pl.Series, shard_index: int, num_shards: int) -> pl.Series:
-    """Which questions belong to slice ``shard_index`` of the question-hash space (ids are sha256 hex)."""
-    if num_shards == 1:
-        return pl.Series([True] * len(question_ids))
-    return question_ids.str.slice(0, 8).str.to_integer(base=16) % num_shards == shard_index
-
-
-def _extract_shard(path: Path, shard_no: int, shard_index: int, num_shards: int) -> pl.DataFrame:
-    """(question_id, sample_idx, answer, shard) for every trace of one shard in the slice, plus the
-    question's metadata on its sample 0 only (the text of a question is kept once, not 16 times)."""
-    parts = []
-    columns = ["question_id", "sample_idx", "question", "source", "difficulty", "response"]
-    for batch in iter_batches(path, columns=columns):
-        keep = in_slice(pl.from_arrow(batch.column("question_id")), shard_index, num_shards)
-        batch = batch.filter(pa.array(keep.to_list(), pa.bool_()))
-        answers, _ = extract_batch(batch.column("response"))
-        meta = pl.from_arrow(batch.drop_columns(["response"]))
-        parts.append(meta.with_columns(pl.Series("answer", answers, dtype=pl.String)))
-    if not parts:
-        return pl.DataFrame()
-    frame = pl.concat(parts).with_columns(
-        pl.col("sample_idx").cast(pl.Int64),
-        pl.col("difficulty").cast(pl.Int64),
-        pl.lit(shard_no, pl.Int32).alias("shard"),
-    )
-    return frame.with_columns(pl.when(pl.col("sample_idx") == 0).then(pl.col("question")).alias("question"))
-
-
-def _extract_pass(
-    shards: list[Path], shard_index: int, num_shards: int, rows: list[int], executor: Executor
-) -> pl.DataFrame:
-    """Pass 1 over all shards in parallel (one shard per task)."""
-    futures = {
-        executor.submit(_extract_shard, path, n, shard_index, num_shards): n for n, path in enumerate(shards)
-    }
-    parts = []
+def _per_shard(
+    what: str, fn, shards: dict[int, Path], rows: list[int], executor: Executor, *args
+) -> dict[int, int]:
+    """Run ``fn(path, shard_no, *args)`` for every shard in parallel; returns its result per shard."""
+    futures = {executor.submit(fn, path, n, *args): n for n, path in shards.items()}
+    done = {}
     with progress() as bar:
-        task = bar.add_task("vote: extract answers", total=sum(rows))
+        task = bar.add_task(what, total=sum(rows[n] for n in shards))
         for future in as_completed(futures):
-            parts.append(future.result())
+            done[futures[future]] = future.result()
             bar.advance(task, rows[futures[future]])
-    parts = [p for p in parts if p.height]
-    return pl.concat(parts).sort("shard") if parts else pl.DataFrame()
-
-
-def _check_unique(traces: pl.DataFrame, folder: Path) -> None:
-    dupes = traces.group_by("question_id", "sample_idx").len().filter(pl.col("len") > 1)
-    if dupes.height:
-        qid, idx = dupes.row(0)[:2]
-        raise InputError(
-            f"{folder}: question_id {qid} has sample_idx {idx} more than once "
-            f"({dupes.height} duplicated pairs); was the folder filtered twice into one place?"
-        )
-
-
-def label_traces(traces: pl.DataFrame, pool: VerifyPool) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """Label every question of ``traces`` on ``pool``: per-trace labels and the per-question table."""
-    grouped = (
-        traces.sort("question_id", "sample_idx")
-        .group_by("question_id", maintain_order=True)
-        .agg(
-            pl.col("sample_idx"),
-            pl.col("answer"),
-            pl.col("question").drop_nulls().first(),
-            pl.col("source").first(),
-            pl.col("difficulty").first(),
-        )
-    )
-    tasks = ((i, answers) for i, answers in enumerate(grouped.get_column("answer").to_list()))
-    results = [None] * grouped.height
-    with progress() as bar:
-        task = bar.add_task("vote: label questions", total=grouped.height)
-        for index, result in pool.map(tasks):
-            results[index] = result
-            bar.advance(task)
-    counters = {"hard timeouts (worker killed)": pool.hard_timeouts}
-
-    per_trace = {"question_id": [], "sample_idx": [], "answer": [], "cluster": [], "reward": []}
-    per_question = {name: [] for name in QUESTION_SCHEMA.names}
-    dropped_answers = 0
-    for row, result in zip(grouped.iter_rows(named=True), results):
-        label, n = result.label, len(result.answers)
-        dropped_answers += result.pathological
-        per_trace["question_id"] += [row["question_id"]] * n
-        per_trace["sample_idx"] += row["sample_idx"]
-        per_trace["answer"] += result.answers
-        per_trace["cluster"] += label.clusters
-        per_trace["reward"] += label.rewards
-        n_answered = sum(a is not None for a in result.answers)
-        ok = label.status == OK
-        for name, value in (
-            ("question_id", row["question_id"]),
-            ("question", row["question"]),
-            ("source", row["source"]),
-            ("difficulty", row["difficulty"]),
-            ("n_samples", n),
-            ("n_answered", n_answered),
-            ("n_clusters", label.n_clusters),
-            ("majority_answer", label.majority_answer),
-            ("majority_votes", label.majority_votes),
-            ("vote_share", label.majority_votes / n_answered if n_answered else None),
-            ("status", label.status),
-            ("pass_rate", label.majority_votes / n if ok else None),
-            ("all_positive", ok and label.majority_votes == n),
-        ):
-            per_question[name].append(value)
-    counters["answers dropped (timeout or >1000 chars)"] = dropped_answers
-    trace_labels = pl.from_arrow(pa.Table.from_pydict(per_trace, TRACE_LABEL_SCHEMA))
-    questions = pl.from_arrow(pa.Table.from_pydict(per_question, QUESTION_SCHEMA))
-    return trace_labels, questions, counters
+    return done
 
 
 def run_vote(
@@ -192,7 +80,10 @@ def run_vote(
     shard_index: int = 0,
     num_shards: int = 1,
     overwrite: bool = False,
+    rows_per_partition: int = ROWS_PER_PARTITION,
 ) -> StageReport:
+    """Label every question of ``input_dir`` (or of one slice of it) into ``output``; see the module doc.
+    ``rows_per_partition`` sizes the spill partitions (tests shrink it to exercise many)."""
     if not 0 <= shard_index < num_shards:
         raise InputError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
     workers = workers or os.cpu_count() or 1
@@ -205,106 +96,60 @@ def run_vote(
         rows.append(shard.metadata.num_rows)
     if sum(rows) == 0:
         raise InputError(f"{input_dir}: the input shards hold no rows")
+    slicing = Slicing(partitions_for(sum(rows) // num_shards, rows_per_partition), shard_index, num_shards)
 
     spawn = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
     with (
+        atomic_output(output, overwrite) as tmp,
         ProcessPoolExecutor(min(workers, len(shards)), mp_context=spawn) as executor,
         VerifyPool(LabelQuestion(), workers, timeout, start=False) as pool,
     ):
         pool.start()  # workers import math-verify while pass 1 runs
-        traces = _extract_pass(shards, shard_index, num_shards, rows, executor)
-        if traces.height == 0:
+        spill = tmp / "spill"
+        spill.mkdir()
+        for folder in ("trajectories", "questions"):
+            (tmp / folder).mkdir()
+        every = dict(enumerate(shards))
+        kept = _per_shard("vote: extract answers", extract_shard, every, rows, executor, slicing, spill)
+        if sum(kept.values()) == 0:
             raise InputError(f"{input_dir}: no trajectories in slice {shard_index} of {num_shards}")
-        _check_unique(traces, input_dir)
-        trace_labels, questions, counters = label_traces(traces, pool)
-        trace_labels = trace_labels.join(
-            traces.select("question_id", "sample_idx", "shard"), on=["question_id", "sample_idx"]
+        questions = ShardWriter(tmp / "questions" / shard_name(0, 1), QUESTION_SCHEMA)
+        counts = label_partitions(spill, slicing.partitions, sum(kept.values()), pool, questions, input_dir)
+        questions.close()
+        out = tmp / "trajectories"
+        in_slice = {n: path for n, path in every.items() if kept[n]}
+        written = _per_shard(
+            "vote: write trajectories", write_shard, in_slice, rows, executor, slicing, spill, out
         )
-        with atomic_output(output, overwrite) as tmp:
-            (tmp / "trajectories").mkdir()
-            (tmp / "questions").mkdir()
-            written = _write_trajectories(
-                shards, trace_labels, tmp / "trajectories", shard_index, num_shards, rows, executor
-            )
-            write_table(
-                questions.sort("question_id").to_arrow().cast(QUESTION_SCHEMA),
-                tmp / "questions" / shard_name(0, 1),
-            )
-            write_card(
-                tmp,
-                "Majority-vote labeled trajectories (offcurate vote)",
-                VOTE_CARD,
-                {
-                    "trajectories": ("trajectories/*.parquet", TRAJECTORY_SCHEMA),
-                    "questions": ("questions/*.parquet", QUESTION_SCHEMA),
-                },
-            )
+        shutil.rmtree(spill)
+        parts = [part_file(out, n) for n in sorted(written) if written[n]]
+        for i, part in enumerate(parts):
+            part.rename(out / shard_name(i, len(parts)))
+        write_card(
+            tmp,
+            "Majority-vote labeled trajectories (offcurate vote)",
+            VOTE_CARD,
+            {
+                "trajectories": ("trajectories/*.parquet", TRAJECTORY_SCHEMA),
+                "questions": ("questions/*.parquet", QUESTION_SCHEMA),
+            },
+        )
 
-    status = questions.get_column("status").value_counts()
-    by_status = dict(zip(status.get_column("status").to_list(), status.get_column("count").to_list()))
     report.counts.update(
         {
-            "trajectories": traces.height,
-            "answered": int(trace_labels.get_column("answer").is_not_null().sum()),
-            "questions": questions.height,
-            **{f"status {s}": by_status.get(s, 0) for s in ("ok", "tie", "no_answer")},
-            "all-positive questions": int(questions.get_column("all_positive").sum()),
-            **counters,
-            "output shards": written,
+            **{name: counts[name] for name in ("trajectories", "answered", "questions")},
+            **{f"status {s}": counts[f"status {s}"] for s in ("ok", "tie", "no_answer")},
+            "all-positive questions": counts["all-positive questions"],
+            "math-verify timeouts": counts["math-verify timeouts"],
+            "hard timeouts (worker killed)": counts["hard timeouts (worker killed)"],
+            DROPPED: counts[DROPPED],
+            "output shards": len(parts),
+            "spill partitions": slicing.partitions,
         }
     )
     if num_shards > 1:
         report.counts["slice"] = f"{shard_index} of {num_shards}"
     return report.finish()
-
-
-def _write_shard(path: Path, labels: pl.DataFrame, out: Path, shard_index: int, num_shards: int) -> int:
-    """Stream one input shard and write it with its labels joined on; returns the rows written."""
-    writer = None
-    for batch in iter_batches(path, columns=FILTER_SCHEMA.names):
-        frame = pl.from_arrow(batch).with_columns(
-            pl.col("sample_idx").cast(pl.Int64), pl.col("difficulty").cast(pl.Int64)
-        )
-        frame = frame.filter(in_slice(frame.get_column("question_id"), shard_index, num_shards))
-        if frame.height == 0:
-            continue
-        joined = frame.join(labels, on=["question_id", "sample_idx"], how="left", maintain_order="left")
-        writer = writer or ShardWriter(out, TRAJECTORY_SCHEMA)
-        writer.write(joined.to_arrow())
-    if writer is None:
-        return 0
-    writer.close()
-    return writer.rows
-
-
-def _write_trajectories(
-    shards: list[Path],
-    labels: pl.DataFrame,
-    folder: Path,
-    shard_index: int,
-    num_shards: int,
-    rows: list[int],
-    executor: Executor,
-) -> int:
-    """Pass 3, one shard per task: each task gets only the labels of its own shard."""
-    by_shard = {
-        key[0]: part.drop("shard") for key, part in labels.partition_by("shard", as_dict=True).items()
-    }
-    futures = {}
-    for n, path in enumerate(shards):
-        if n in by_shard:
-            part = folder / f".part-{n:05d}.parquet"
-            futures[executor.submit(_write_shard, path, by_shard[n], part, shard_index, num_shards)] = n
-    written = []
-    with progress() as bar:
-        task = bar.add_task("vote: write trajectories", total=sum(rows))
-        for future in as_completed(futures):
-            if future.result():
-                written.append(folder / f".part-{futures[future]:05d}.parquet")
-            bar.advance(task, rows[futures[future]])
-    for i, part in enumerate(sorted(written)):
-        part.rename(folder / shard_name(i, len(written)))
-    return len(written)
 
 
 VOTE_CARD = """

@@ -83,15 +83,44 @@ def test_components_are_transitive():
     assert label.majority_votes == 3
 
 
-def test_fast_path_skips_joined_pairs():
+def test_fast_path_makes_each_comparison_of_the_all_pairs_scan_once():
     calls = []
 
     def equivalent(a, b):
         calls.append((a, b))
-        return True
+        return a == b
 
-    label_group(["1", "2", "3", "4"], equivalent)
-    assert len(calls) == 3  # all-pairs would make 6 comparisons for the same single class
+    label_group(["1", "2", "1", "3", "2", "1"], equivalent)
+    # in the order the all-pairs scan first makes them (it makes 12, with repeats); both orders of a
+    # pair occur, since verify is not symmetric
+    assert calls == [("1", "2"), ("1", "3"), ("2", "1"), ("2", "3"), ("3", "2"), ("3", "1")]
+
+
+TOWER = "9^{9^{9^{9}}}"  # verify against a number runs past any limit; against letters it answers at once
+
+
+# Questions run one after the other on one cached verifier, and what each must give (the naive path's
+# labels, computed on the question alone).
+SLOW_HISTORY = [
+    ([TOWER, "5", "5"], [None, "5", "5"]),  # times out against a number: dropped, one timeout paid
+    (["B", TOWER, "B", "C"], ["B", TOWER, "B", "C"]),  # no comparison times out: kept as an answer
+    ([TOWER, "5", "7"], [None, "5", "7"]),  # a comparison known to time out: dropped, nothing paid
+    # as long as the tower: blamed only where it is compared first, so the tower is the one dropped here...
+    ([TOWER, "5", r"\frac{1}{234}"], [None, "5", r"\frac{1}{234}"]),
+    # ...but here the fraction is compared first, the comparison times out and the fraction is blamed
+    ([r"\frac{1}{234}", TOWER, "5"], [None, None, "5"]),
+]
+
+
+def test_a_slow_comparison_is_not_a_slow_answer():
+    verifier = Verifier(timeout=0.5)
+    paid = []
+    for answers, expect in SLOW_HISTORY:
+        naive = label_question(answers, Verifier(timeout=0.5, cached=False), all_pairs=True)
+        before = verifier.timeouts
+        assert label_question(answers, verifier).answers == naive.answers == expect
+        paid.append(verifier.timeouts - before)
+    assert paid == [1, 0, 0, 0, 1]  # a comparison known to time out is never paid for twice
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The verify pool: results match the in-process path, and a stuck worker is killed and replaced."""
+"""The verify pool: results match the in-process path, a timeout is paid once, a stuck worker is replaced."""
 
 import time
 
@@ -36,3 +36,14 @@ def test_watchdog_kills_stuck_worker_and_goes_on():
     assert got[1].label.clusters == [1, 0, 0]  # identity fallback: "2" twice beats SLOW once
     assert got[2].label.clusters == [0, 0]  # math equivalence still used after the restart
     assert got[3].label.rewards == [0.0, 1.0, 1.0]
+
+
+def test_a_timeout_is_paid_once_across_workers():
+    """Forty questions hold one answer whose parse runs past any limit: the first one pays the timeout,
+    the gate keeps the other worker from paying it at the same time, and the slow answer is shared."""
+    nested = "x^{" * 40 + "2" + "}" * 40  # parse alone takes seconds
+    tasks = [(i, [nested, str(i), str(i)]) for i in range(40)]
+    with VerifyPool(LabelQuestion(), workers=2, timeout=0.5) as pool:
+        got = dict(pool.map(tasks))
+    assert pool.timeouts == 1
+    assert all(got[i].answers == [None, str(i), str(i)] for i in range(40))

@@ -114,6 +114,17 @@ def test_slices_partition_the_questions(voted, tmp_path):
     assert merged.equals(whole)
 
 
+def test_many_spill_partitions_give_the_labels_of_one(voted, tmp_path):
+    """Two rows per partition (9 partitions) against one: both tables equal, row for row, in order."""
+    folder, report = voted
+    many = run_vote(folder.parent / "math", tmp_path / "many", workers=2, rows_per_partition=2)
+    assert (report.counts["spill partitions"], many.counts["spill partitions"]) == (1, 9)
+    for table in ("trajectories", "questions"):
+        one = pl.read_parquet(folder / table / "*.parquet")
+        assert pl.read_parquet(tmp_path / "many" / table / "*.parquet").equals(one), table
+    assert not list(tmp_path.glob(".many*")), "spill and temporary folder removed"
+
+
 def test_duplicate_sample_idx_is_an_input_error(voted, tmp_path):
     from offcurate.curate.errors import InputError
 

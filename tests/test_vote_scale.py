@@ -1,4 +1,5 @@
-"""A small version of the vote benchmark as a correctness test: the fast path gives the naive labels.
+"""A small version of the vote benchmark as a correctness test: the fast path gives the naive labels,
+whatever the shard layout, the number of spill partitions or the slicing of the question-hash space.
 
 Never a timing assertion: bench/bench_vote.py measures speed and memory.
 """
@@ -14,14 +15,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from corpus import question_answers, write_corpus  # noqa: E402
 from naive import compare, fast_labels, naive_labels  # noqa: E402
 
+from offcurate.curate.spill import ROWS_PER_PARTITION  # noqa: E402
 from offcurate.curate.vote import run_vote  # noqa: E402
 
+TRACES = 480  # 30 questions, small traces: the labels do not depend on the shard layout, so one naive run
 
-@pytest.mark.parametrize("shards", [1, 7], ids=["one_shard", "scattered_over_7_shards"])
-def test_fast_labels_equal_naive_labels(tmp_path, shards):
-    corpus = write_corpus(tmp_path / "corpus", traces=480, shards=shards, min_kb=2, max_kb=12)
-    naive = naive_labels(corpus, timeout=0.5)
-    run_vote(corpus, tmp_path / "voted", workers=2, timeout=0.5)
+
+def small_corpus(folder: Path, shards: int) -> Path:
+    return write_corpus(folder, traces=TRACES, shards=shards, min_kb=2, max_kb=12)
+
+
+@pytest.fixture(scope="module")
+def naive(tmp_path_factory):
+    labels, _ = naive_labels(small_corpus(tmp_path_factory.mktemp("naive") / "corpus", 1), timeout=0.5)
+    return labels
+
+
+CASES = {  # shards, rows per spill partition, slices of the question-hash space
+    "one_shard": (1, ROWS_PER_PARTITION, 1),
+    "scattered_over_7_shards": (7, ROWS_PER_PARTITION, 1),
+    "ten_spill_partitions": (7, 48, 1),
+    "three_slices_concatenated": (7, 48, 3),
+}
+
+
+@pytest.mark.parametrize("shards, rows_per_partition, slices", list(CASES.values()), ids=list(CASES))
+def test_fast_labels_equal_naive_labels(tmp_path, naive, shards, rows_per_partition, slices):
+    corpus = small_corpus(tmp_path / "corpus", shards)
+    for index in range(slices):
+        run_vote(
+            corpus,
+            tmp_path / "voted" / f"slice-{index}",
+            workers=2,
+            timeout=0.5,
+            shard_index=index,
+            num_shards=slices,
+            rows_per_partition=rows_per_partition,
+        )
     fast = fast_labels(tmp_path / "voted")
     assert compare(naive, fast) == []
     statuses = set(fast["status"].unique())
