@@ -64,6 +64,18 @@ def bounded(verifier: Verifier, bad: set[str]) -> Equivalent:
     return equivalent
 
 
+def _timed_out_keys(verifier: Verifier, gold: str | None) -> set[str]:
+    """Answer keys whose parse timed out, or whose comparison with ``gold`` did (either direction)."""
+    gold_key = answer_key(gold) if gold is not None else None
+    keys = set()
+    for item in verifier.slow:
+        if isinstance(item, str):
+            keys.add(item)
+        elif gold_key in item:
+            keys.update(k for k in item if k != gold_key)
+    return keys
+
+
 @dataclass(frozen=True)
 class ScoreProblem:
     """Pool job: ``answers[0]`` is the gold, the rest are the k samples' answers (None: no answer)."""
@@ -73,7 +85,7 @@ class ScoreProblem:
         correct = [s == 1.0 for s in ScoreAgainstGold().run(answers, verifier)]
         bad: set[str] = set()
         label = label_group(samples, bounded(verifier, bad))
-        known = verifier.pathological  # also holds those that timed out against the gold
+        known = _timed_out_keys(verifier, answers[0])
         pathological = sum(
             a is not None and (answer_key(a) in bad or answer_key(a) in known) for a in samples
         )
