@@ -78,3 +78,18 @@ def write_card(folder: Path, title: str, body: str, configs: dict[str, tuple[str
         ]
     )
     (folder / "README.md").write_text(text)
+
+
+def write_vote_layout_card(
+    folder: Path, title: str, body: str, trajectories: pa.Schema, questions: pa.Schema
+) -> None:
+    """The card of a folder in the vote layout (``vote`` output, ``sample`` mix): two configs."""
+    write_card(
+        folder,
+        title,
+        body,
+        {
+            "trajectories": ("trajectories/*.parquet", trajectories),
+            "questions": ("questions/*.parquet", questions),
+        },
+    )

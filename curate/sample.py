@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from .buckets import UNLABELED, assign_buckets, bucket_labels, check_measure
-from .card import write_card
+from .card import write_vote_layout_card
 from .errors import InputError
 from .report import StageReport, frame_table, progress
 from .shards import (
@@ -195,15 +195,8 @@ def run_sample(
         write_table(out_questions.to_arrow().cast(MIX_QUESTION_SCHEMA), tmp / "questions" / shard_name(0, 1))
         table = bucket_table(names, available, targets, chosen, keep)
         table.write_parquet(tmp / "buckets.parquet")
-        write_card(
-            tmp,
-            "Training mix (offcurate sample)",
-            SAMPLE_CARD,
-            {
-                "trajectories": ("trajectories/*.parquet", MIX_TRAJECTORY_SCHEMA),
-                "questions": ("questions/*.parquet", MIX_QUESTION_SCHEMA),
-            },
-        )
+        title = "Training mix (offcurate sample)"
+        write_vote_layout_card(tmp, title, SAMPLE_CARD, MIX_TRAJECTORY_SCHEMA, MIX_QUESTION_SCHEMA)
     report.counts.update(
         {
             "bucket by": bucket_by,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .card import write_card
+from .card import write_vote_layout_card
 from .equivalence import LabelQuestion
 from .errors import InputError
 from .pool import VerifyPool
@@ -125,15 +125,8 @@ def run_vote(
         parts = [part_file(out, n) for n in sorted(written) if written[n]]
         for i, part in enumerate(parts):
             part.rename(out / shard_name(i, len(parts)))
-        write_card(
-            tmp,
-            "Majority-vote labeled trajectories (offcurate vote)",
-            VOTE_CARD,
-            {
-                "trajectories": ("trajectories/*.parquet", TRAJECTORY_SCHEMA),
-                "questions": ("questions/*.parquet", QUESTION_SCHEMA),
-            },
-        )
+        title = "Majority-vote labeled trajectories (offcurate vote)"
+        write_vote_layout_card(tmp, title, VOTE_CARD, TRAJECTORY_SCHEMA, QUESTION_SCHEMA)
 
     report.counts.update(
         {
