@@ -203,3 +203,14 @@ def test_input_without_questions(tmp_path):
     pl.DataFrame({"prompt": ["x"]}).write_parquet(tmp_path / "in" / "a.parquet")
     with pytest.raises(InputError, match="missing column 'question'"):
         run_rollout(tmp_path / "in", tmp_path / "roll", tiny(), select="all")
+
+
+def test_parts_stream_into_shards_of_bounded_size(voted, tmp_path, monkeypatch):
+    run_rollout(voted, tmp_path / "one", tiny(2), select="ok")
+    monkeypatch.setattr(rollout_module, "SAMPLES_PER_SHARD", 3)
+    report = run_rollout(voted, tmp_path / "many", tiny(2), select="ok")
+    shards = sorted((tmp_path / "many").glob("*.parquet"))
+    assert [s.name for s in shards] == [f"train-{i:05d}-of-00003.parquet" for i in range(3)]
+    assert [pl.read_parquet(s).height for s in shards] == [3, 3, 2]  # 4 ok questions x k = 2
+    assert read(tmp_path / "many").equals(read(tmp_path / "one"))
+    assert report.counts["finished (stop token)"] + report.counts["cut at --max-new-tokens"] == 8

@@ -87,7 +87,8 @@ def generate_options(sampling: SamplingConfig, pad_id: int, stop_ids: set[int]) 
 class TransformersGenerator:
     """``model.generate`` over left-padded prompt batches with the KV cache on."""
 
-    def __init__(self, source: str, device: str = "auto", dtype: str = "auto"):
+    def __init__(self, source: str, device: str = "auto", dtype: str = "auto", tokenizer=None):
+        """``tokenizer``: the one the caller already loaded for templating (loaded here otherwise)."""
         import torch
 
         from .model import load_model, load_tokenizer, resolve_device, resolve_precision
@@ -95,7 +96,7 @@ class TransformersGenerator:
         self.device = resolve_device(device)
         if dtype == "auto":
             dtype = "bf16" if self.device.type == "cuda" else "fp32"
-        self.tokenizer = load_tokenizer(source)
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(source)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -166,12 +167,13 @@ def pick_backend(backend: str, cuda: bool) -> str:
 
 
 def open_generator(
-    source: str, backend: str = "auto", device: str = "auto", dtype: str = "auto"
+    source: str, backend: str = "auto", device: str = "auto", dtype: str = "auto", tokenizer=None
 ) -> Generator:
-    """The chosen backend with the model loaded (``source``: local folder or Hub id)."""
+    """The chosen backend with the model loaded (``source``: local folder or Hub id); transformers
+    reuses ``tokenizer`` when the caller already has it (vLLM loads its own)."""
     import torch
 
     cuda = device != "cpu" and torch.cuda.is_available()
     if pick_backend(backend, cuda) == "vllm":
         return VLLMGenerator(source, dtype)
-    return TransformersGenerator(source, device, dtype)
+    return TransformersGenerator(source, device, dtype, tokenizer)

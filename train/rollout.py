@@ -18,6 +18,7 @@ import json
 import shutil
 import time
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -125,14 +126,26 @@ class Parts:
         tmp.rename(path)
 
     def finish(self, output: Path, overwrite: bool) -> tuple[int, dict[str, int]]:
-        """Merge the parts into sorted output shards (atomically), then drop the hidden folder."""
-        table = pa.concat_tables(pq.read_table(p) for p in sorted(self.folder.glob("batch-*.parquet")))
-        table = table.sort_by([("question_id", "ascending"), ("sample_idx", "ascending")])
+        """Stream the parts, in batch order, into output shards (atomically), then drop the hidden folder.
+
+        One part is in memory at a time, so a rollout of any size fits; readers sort by question and
+        sample themselves (``curate.rollouts``), so no global sort is needed."""
+        parts = sorted(self.folder.glob("batch-*.parquet"))
+        rows = sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
+        count = max(1, -(-rows // SAMPLES_PER_SHARD))
+        reasons: Counter = Counter()
         with atomic_output(output, overwrite) as tmp:
-            count = max(1, -(-table.num_rows // SAMPLES_PER_SHARD))
-            for i in range(count):
-                writer = ShardWriter(tmp / shard_name(i, count), ROLLOUT_SCHEMA)
-                writer.write(table.slice(i * SAMPLES_PER_SHARD, SAMPLES_PER_SHARD))
+            writers = [ShardWriter(tmp / shard_name(i, count), ROLLOUT_SCHEMA) for i in range(count)]
+            written = 0
+            for part in parts:
+                table = pq.read_table(part)
+                reasons.update(table.column("finish_reason").to_pylist())
+                while table.num_rows:
+                    room = SAMPLES_PER_SHARD - writers[written // SAMPLES_PER_SHARD].rows
+                    writers[written // SAMPLES_PER_SHARD].write(table.slice(0, room))
+                    written += min(room, table.num_rows)
+                    table = table.slice(room)
+            for writer in writers:
                 writer.close()
             shutil.copy(self.folder / "rollout.json", tmp / "rollout.json")
             write_card(
@@ -142,8 +155,7 @@ class Parts:
                 {"default": ("*.parquet", ROLLOUT_SCHEMA)},
             )
         shutil.rmtree(self.folder)
-        reasons = table.column("finish_reason").value_counts().to_pylist()
-        return table.num_rows, {r["values"]: r["counts"] for r in reasons}
+        return rows, dict(reasons)
 
 
 def run_rollout(
@@ -215,7 +227,7 @@ def rollout_questions(
 
     generated, started = 0, time.perf_counter()
     if todo:
-        generator = open_generator(source, g.backend, g.device, g.dtype)
+        generator = open_generator(source, g.backend, g.device, g.dtype, tokenizer=encoder.tokenizer)
         with progress() as bar:
             task = bar.add_task("rollout: questions", total=len(qids))
             bar.advance(task, sum(len(batches[b]) for b in done))
