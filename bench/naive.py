@@ -3,9 +3,9 @@
 What the obvious implementation does: read every shard whole, extract each answer from the full text of
 its trace, parse every answer with math-verify (no cache), verify all pairs of a question's answers in both
 directions, one process. Same rules (``extract_answer``, components of the equivalence relation, an
-answer dropped when a parse or comparison of it in its question times out), none of the shortcuts: it
-remembers nothing from one question to the next, so it pays a timeout in every question that holds a
-slow answer.
+answer dropped when reading it (parse and evaluation) or a comparison of it in its question times out),
+none of the shortcuts: it remembers nothing from one question to the next, so it pays a timeout in every
+question that holds a slow answer.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ worker. Nothing can stall the run.
 A timeout costs a core ``timeout`` seconds, and whether a parse or a pair times out is only known by
 trying it. What timed out is shared with every worker (``Verifier.slow``), and the ``_Gate`` keeps two
 workers from trying the same new answer at once, so a slow parse or pair is paid for once per run, not
-once per worker (``timeouts`` counts what was paid).
+once per worker (``timeouts`` counts what was paid). What was read is shared the same way (pickled
+parses, ``Verifier.adopt``): a parse is ~3 ms of ANTLR, and every worker meets nearly every common answer.
 """
 
 from __future__ import annotations
@@ -39,19 +40,21 @@ HELD = 4 * BATCH  # tasks held back by the gate at most; beyond, the pool waits 
 def _worker(conn: Connection, job: Job, timeout: float | None) -> None:
     import math_verify  # noqa: F401  (pay the import once, before the first deadline starts)
 
-    verifier = Verifier(timeout=timeout)
+    verifier = Verifier(timeout=timeout, share=True)
     conn.send(("ready", None))
     while True:
         message = conn.recv()
         if message is None:
             return
-        known_slow, batch = message
+        known_slow, known_read, batch = message
         verifier.slow.update(known_slow)  # found by other workers: never pay their timeout twice
+        verifier.adopt(known_read)  # read by other workers: never parse it twice
         for index, answers in batch:
             timeouts = verifier.timeouts
             result = job.run(answers, verifier)
             found, verifier.found = verifier.found, []
-            conn.send((index, result, found, verifier.timeouts - timeouts))
+            read, verifier.exported = verifier.exported, []
+            conn.send((index, result, found, verifier.timeouts - timeouts, read))
 
 
 def _keys(task: Task) -> set[str]:
@@ -94,6 +97,7 @@ class _Slot:
     pending: deque  # tasks sent, not yet answered
     since: float = 0.0  # when the oldest pending task became the one in progress
     slow_seen: int = 0  # how much of the pool's list of slow items this worker has been sent
+    read_seen: int = 0  # position in the pool's log of read answers up to which it has been sent
 
 
 class VerifyPool:
@@ -121,6 +125,8 @@ class VerifyPool:
         self._slow: list[str | tuple[str, str]] = []  # slow parses and pairs found by any worker
         self._slow_set: set[str | tuple[str, str]] = set()
         self._gate = _Gate()
+        self._read: list[tuple[str, bytes]] = []  # answers read by some worker, not yet sent to all
+        self._read_base = 0  # log position of ``_read[0]``: what every worker has been sent is dropped
         self._held: list[tuple[Task, set[str]]] = []  # tasks the gate holds back, in arrival order
         self._tasks: Iterator[Task] = iter(())
 
@@ -148,7 +154,7 @@ class VerifyPool:
         )
         process.start()
         child.close()
-        return _Slot(process, parent, deque())
+        return _Slot(process, parent, deque(), read_seen=self._read_base)
 
     @staticmethod
     def _ready(slot: _Slot) -> None:
@@ -168,8 +174,13 @@ class VerifyPool:
         if not slot.pending:
             slot.since = time.monotonic()
         slot.pending.extend(batch)
-        slot.conn.send((self._slow[slot.slow_seen :], batch))
-        slot.slow_seen = len(self._slow)
+        read = self._read[slot.read_seen - self._read_base :]
+        slot.conn.send((self._slow[slot.slow_seen :], read, batch))
+        slot.slow_seen, slot.read_seen = len(self._slow), self._read_base + len(self._read)
+        sent_to_all = min(other.read_seen for other in self._slots) - self._read_base
+        if sent_to_all > 1024:  # keep the log short: parsed answers are ~100 B pickled
+            del self._read[:sent_to_all]
+            self._read_base += sent_to_all
 
     def _feed(self, n: int) -> None:
         """Send slot ``n`` a batch: held tasks the gate now allows first, then new ones from the stream."""
@@ -208,7 +219,8 @@ class VerifyPool:
             for n in busy:
                 slot = self._slots[n]
                 if slot.conn in ready:
-                    index, result, found, timeouts = slot.conn.recv()
+                    index, result, found, timeouts, read = slot.conn.recv()
+                    self._read += read
                     self._slow += [item for item in found if item not in self._slow_set]
                     self._slow_set.update(found)
                     self.timeouts += timeouts

@@ -96,19 +96,21 @@ def test_fast_path_makes_each_comparison_of_the_all_pairs_scan_once():
     assert calls == [("1", "2"), ("1", "3"), ("2", "1"), ("2", "3"), ("3", "2"), ("3", "1")]
 
 
-TOWER = "9^{9^{9^{9}}}"  # verify against a number runs past any limit; against letters it answers at once
+SLOW = r"\sin(x)^{400}+\cos(x)^{400}"  # reads at once; simplify against a number runs past any limit
+SAME_LENGTH = r"\frac{1}{23456789012345678}"  # as long as SLOW: the tie-break of the blame decides
+TOWER = "9^{9^{9^{9}}}"  # cannot be evaluated on its own in time: pathological wherever it is
 
 
 # Questions run one after the other on one cached verifier, and what each must give (the naive path's
 # labels, computed on the question alone).
 SLOW_HISTORY = [
-    ([TOWER, "5", "5"], [None, "5", "5"]),  # times out against a number: dropped, one timeout paid
-    (["B", TOWER, "B", "C"], ["B", TOWER, "B", "C"]),  # no comparison times out: kept as an answer
-    ([TOWER, "5", "7"], [None, "5", "7"]),  # a comparison known to time out: dropped, nothing paid
-    # as long as the tower: blamed only where it is compared first, so the tower is the one dropped here...
-    ([TOWER, "5", r"\frac{1}{234}"], [None, "5", r"\frac{1}{234}"]),
+    ([SLOW, "5", "5"], [None, "5", "5"]),  # times out against a number: dropped, one timeout paid
+    (["B", SLOW, "B", "C"], ["B", SLOW, "B", "C"]),  # no comparison times out: kept as an answer
+    ([SLOW, "5", "7"], [None, "5", "7"]),  # a comparison known to time out: dropped, nothing paid
+    # as long as SLOW: blamed only where it is compared first, so SLOW is the one dropped here...
+    ([SLOW, "5", SAME_LENGTH], [None, "5", SAME_LENGTH]),
     # ...but here the fraction is compared first, the comparison times out and the fraction is blamed
-    ([r"\frac{1}{234}", TOWER, "5"], [None, None, "5"]),
+    ([SAME_LENGTH, SLOW, "5"], [None, None, "5"]),
 ]
 
 
@@ -127,6 +129,8 @@ def test_a_slow_comparison_is_not_a_slow_answer():
     "answers, expect_dropped, expect_clusters",
     [
         pytest.param(["10^{10^{10}}", "5", "5"], 1, [None, 0, 0], id="power_tower_times_out"),
+        pytest.param([TOWER, "B", "B"], 1, [None, 0, 0], id="power_tower_dropped_beside_letters"),
+        pytest.param(["\\frac{" * 30 + "1" + "}{2}" * 30, "5", "5"], 1, [None, 0, 0], id="nested_fractions"),
         pytest.param(["x" * 2000, "5", "5"], 1, [None, 0, 0], id="garbage_longer_than_limit"),
     ],
 )
@@ -136,3 +140,16 @@ def test_pathological_answer_gets_no_answer(answers, expect_dropped, expect_clus
     assert result.label.clusters == expect_clusters
     assert result.answers[0] is None
     assert result.label.rewards == [0.0, 1.0, 1.0]
+
+
+def test_an_unreadable_answer_is_paid_for_once_per_run():
+    """The tower fails on its own, whatever it is compared with: one timeout for the run, where the naive
+    path (nothing remembered) pays one in every question that holds it."""
+    questions = [[TOWER, "5", "5"], ["B", TOWER, "C", "B"], [r"\frac{1}{2}", "0.5", TOWER]]
+    cached, naive = Verifier(timeout=0.5), Verifier(timeout=0.5, cached=False)
+    for answers in questions:
+        fast = label_question(answers, cached)
+        slow = label_question(answers, naive, all_pairs=True)
+        assert fast.answers == slow.answers == [None if a == TOWER else a for a in answers]
+        assert fast.label == slow.label
+    assert (cached.timeouts, naive.timeouts) == (1, 3)
