@@ -1,13 +1,14 @@
 """Benchmark `offcurate vote` against the naive labeling path, and at OpenThoughts3-math scale.
 
-    python bench/bench_vote.py            # subsets 16k and 32k, N = 212.5k, 4N = 850k; ~45 min on 2 cores
-    python bench/bench_vote.py --traces 64000 --subset 16000 --no-markdown   # a quicker look
+    python bench/bench_vote.py            # subsets 32k and 64k, N = 212.5k, 4N = 850k; ~45 min on 2 cores
+    python bench/bench_vote.py --traces 64000 --subset 16000 --no-markdown   # a quicker look (~8 min)
 
 1. builds synthetic corpora (``corpus.py``): the subsets, N = traces/4 and 4N = traces (cached in
    bench/out/, ~35 GB of text and ~9 GB on disk at 850k);
 2. runs the naive path (``naive.py``) and `offcurate vote` on each subset, one after the other, and
    asserts the labels (answer, status, cluster, reward) are identical; two sizes, because the ratio
-   depends on the size (fixed start-up) and on how often answers time out (see BENCHMARKS.md);
+   depends on the size: `vote` pays fixed costs once per run (start-up, one timeout per distinct
+   pathological answer), the naive path pays per trace and per question (see BENCHMARKS.md);
 3. runs `offcurate vote` on N and 4N: wall time, traces/s, peak RSS of the whole process tree,
    math-verify timeouts and answers dropped;
 4. writes the table into BENCHMARKS.md (between the vote markers), naming the machine and its load.
@@ -166,7 +167,7 @@ def main() -> None:
     )
     parser.add_argument("--traces", type=int, default=850_000, help="4N, the largest corpus")
     parser.add_argument(
-        "--subset", default="16000,32000", help="comma-separated sizes compared with the naive path"
+        "--subset", default="32000,64000", help="comma-separated sizes compared with the naive path"
     )
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=None)
