@@ -114,7 +114,12 @@ def vote(
     output: OutputDir = Path("data/voted"),
     workers: Annotated[int | None, typer.Option(help="Labeling processes (default: all cores).")] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds allowed per math-verify parse/compare; slower answers are dropped.")
+        float,
+        typer.Option(
+            help="Seconds allowed to read an answer (parse + evaluate) or to compare two; an answer that "
+            "cannot be read in time gets no answer anywhere, a slow comparison drops the longer answer "
+            "from that question."
+        ),
     ] = 2.0,
     shard_index: Annotated[int, typer.Option(help="Which slice of the question-hash space to label.")] = 0,
     num_shards: Annotated[
