@@ -108,9 +108,16 @@ def extract_answer(text: str) -> tuple[str | None, bool]:
     return answer, True
 
 
+_CONTROL_WORD_GAP = re.compile(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])")
+
+
 def answer_key(answer: str) -> str:
-    """Identity key: identical answers up to whitespace always vote together, parsable or not."""
-    return "".join(answer.split())
+    """Identity key: the answer without whitespace, as TeX reads math (``x = 3`` is ``x=3``), except the
+    space that ends a control word before a letter (``\\cdot x`` is not ``\\cdotx``). Answers with one
+    key always vote together, parsable or not, and an answer is parsed from its key (``Verifier.parse``),
+    so whichever written form is met first cannot change a label."""
+    marked = _CONTROL_WORD_GAP.sub("\\1\0", answer)
+    return "".join(marked.split()).replace("\0", " ")
 
 
 def extract_batch(responses: pa.Array | pa.ChunkedArray) -> tuple[list[str | None], list[bool]]:

@@ -35,6 +35,11 @@ from .extract import answer_key
 Task = tuple[Hashable, list[str | None]]  # (task index, answers)
 BATCH = 8  # small: a worker queued behind a timeout holds few tasks back at the end of a run
 HELD = 4 * BATCH  # tasks held back by the gate at most; beyond, the pool waits for results instead
+# Shared reads one message carries at most. A worker leaves at most ~4 messages unread (a slot is fed
+# below BATCH // 2 pending tasks), and the parent must never block on a full pipe: a blocked parent
+# checks no deadline, so a worker stuck in C code would stall the run. 4 x 16 KB is far below the
+# ~200 KB a socket pair buffers; the rest of the log goes with later batches.
+READS_PER_MESSAGE = 16_000  # bytes
 
 
 def _worker(conn: Connection, job: Job, timeout: float | None) -> None:
@@ -125,8 +130,8 @@ class VerifyPool:
         self._slow: list[str | tuple[str, str]] = []  # slow parses and pairs found by any worker
         self._slow_set: set[str | tuple[str, str]] = set()
         self._gate = _Gate()
-        self._read: list[tuple[str, bytes]] = []  # answers read by some worker, not yet sent to all
-        self._read_base = 0  # log position of ``_read[0]``: what every worker has been sent is dropped
+        self._read: list[tuple[str, bytes, _Slot]] = []  # (key, pickled parse, slot that read it)
+        self._read_base = 0  # log position of ``_read[0]``; what every slot has passed is dropped
         self._held: list[tuple[Task, set[str]]] = []  # tasks the gate holds back, in arrival order
         self._tasks: Iterator[Task] = iter(())
 
@@ -170,17 +175,31 @@ class VerifyPool:
             return float("inf")
         return self.timeout * (len({a for a in task[1] if a is not None}) + 2) + self.grace
 
-    def _send(self, slot: _Slot, batch: list[Task]) -> None:
+    def _send(self, n: int, batch: list[Task]) -> None:
+        slot = self._slots[n]
         if not slot.pending:
             slot.since = time.monotonic()
         slot.pending.extend(batch)
-        read = self._read[slot.read_seen - self._read_base :]
-        slot.conn.send((self._slow[slot.slow_seen :], read, batch))
-        slot.slow_seen, slot.read_seen = len(self._slow), self._read_base + len(self._read)
-        sent_to_all = min(other.read_seen for other in self._slots) - self._read_base
-        if sent_to_all > 1024:  # keep the log short: parsed answers are ~100 B pickled
-            del self._read[:sent_to_all]
-            self._read_base += sent_to_all
+        slot.conn.send((self._slow[slot.slow_seen :], self._reads_for(n), batch))
+        slot.slow_seen = len(self._slow)
+        passed_by_all = min(other.read_seen for other in self._slots) - self._read_base
+        if passed_by_all > 1024:  # drop the log's head in chunks: parsed answers are ~100 B pickled
+            del self._read[:passed_by_all]
+            self._read_base += passed_by_all
+
+    def _reads_for(self, n: int) -> list[tuple[str, bytes]]:
+        """The next part of the log slot ``n`` has not passed, up to ``READS_PER_MESSAGE`` bytes; its own
+        reads are skipped (it has them; a replacement worker is another slot and gets them)."""
+        slot, reads, size = self._slots[n], [], 0
+        position = slot.read_seen - self._read_base
+        while position < len(self._read) and size < READS_PER_MESSAGE:
+            key, blob, source = self._read[position]
+            position += 1
+            if source is not slot:
+                reads.append((key, blob))
+                size += len(key) + len(blob)
+        slot.read_seen = self._read_base + position
+        return reads
 
     def _feed(self, n: int) -> None:
         """Send slot ``n`` a batch: held tasks the gate now allows first, then new ones from the stream."""
@@ -203,7 +222,7 @@ class VerifyPool:
             else:
                 self._held.append((task, keys))
         if batch:
-            self._send(self._slots[n], batch)
+            self._send(n, batch)
 
     def map(self, tasks: Iterable[Task]) -> Iterator[tuple[Hashable, object]]:
         if self._waiting:
@@ -220,7 +239,7 @@ class VerifyPool:
                 slot = self._slots[n]
                 if slot.conn in ready:
                     index, result, found, timeouts, read = slot.conn.recv()
-                    self._read += read
+                    self._read += [(key, blob, slot) for key, blob in read]
                     self._slow += [item for item in found if item not in self._slow_set]
                     self._slow_set.update(found)
                     self.timeouts += timeouts
@@ -246,4 +265,4 @@ class VerifyPool:
         self._ready(fresh)
         self._slots[n] = fresh
         if rest:
-            self._send(fresh, rest)
+            self._send(n, rest)

@@ -8,6 +8,7 @@ import pytest
 
 from offcurate.curate.cluster import label_group
 from offcurate.curate.equivalence import Verifier, label_question
+from offcurate.curate.extract import answer_key
 
 GROUPS = {
     "equivalent_fractions_outvote_plain_majority_string": (
@@ -153,3 +154,31 @@ def test_an_unreadable_answer_is_paid_for_once_per_run():
         assert fast.answers == slow.answers == [None if a == TOWER else a for a in answers]
         assert fast.label == slow.label
     assert (cached.timeouts, naive.timeouts) == (1, 3)
+
+
+@pytest.mark.parametrize(
+    "answer, key",
+    [
+        pytest.param("x = 3", "x=3", id="spaces_around_equals"),
+        pytest.param("2 3", "23", id="digits_join_as_tex_reads_them"),
+        pytest.param("2 \\cdot x", "2\\cdot x", id="space_ending_a_control_word_kept"),
+        pytest.param("\\sin  x+\\cos(y)", "\\sin x+\\cos(y)", id="run_of_spaces_after_control_word"),
+        pytest.param("\\pi 2", "\\pi2", id="control_word_before_digit"),
+        pytest.param(" \\{1,\n 2\\} ", "\\{1,2\\}", id="newlines_and_ends"),
+    ],
+)
+def test_answer_key(answer, key):
+    assert answer_key(answer) == key
+
+
+def test_a_written_form_met_earlier_does_not_change_a_label():
+    """``2 3`` and ``23`` share a key, so they are one answer: parsed from the key, the label of a
+    question does not depend on which form an earlier question cached."""
+    cached = Verifier(timeout=2.0)
+    label_question(["23", "23"], cached)
+    answers = ["2 3", "5", "5"]
+    fast = label_question(answers, cached)
+    naive = label_question(answers, Verifier(timeout=2.0, cached=False), all_pairs=True)
+    assert fast.label == naive.label
+    assert fast.label.clusters == [1, 0, 0]  # 23 is not 5
+    assert fast.label.majority_answer == "5"

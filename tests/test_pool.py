@@ -1,9 +1,10 @@
 """The verify pool: results match the in-process path, a timeout is paid once, a stuck worker is replaced."""
 
 import time
+from collections import deque
 
 from offcurate.curate.equivalence import LabelQuestion, ScoreAgainstGold, Verifier, label_question
-from offcurate.curate.pool import VerifyPool
+from offcurate.curate.pool import READS_PER_MESSAGE, VerifyPool, _Slot
 
 SLOW = "\\frac{" * 30 + "1" + "}{2}" * 30  # verify takes many seconds in pure Python
 
@@ -58,7 +59,37 @@ def test_each_answer_is_parsed_once_across_workers():
     tasks = list(enumerate(questions))
     with VerifyPool(LabelQuestion(), workers=2, timeout=2.0) as pool:
         got = dict(pool.map(tasks))
-        shared = [key for key, _ in pool._read]
+        shared = [key for key, _, _ in pool._read]
     assert sorted(shared) == sorted(f for f in forms if f != "\\sqrt{8}")
     verifier = Verifier()
     assert {i: r.label for i, r in got.items()} == {i: label_question(a, verifier).label for i, a in tasks}
+
+
+class _Recorder:
+    """Stands in for a worker's pipe: keeps what the pool sends."""
+
+    def __init__(self):
+        self.messages = []
+
+    def send(self, message):
+        self.messages.append(message)
+
+
+def test_shared_reads_go_out_in_small_messages_each_once():
+    """A slot far behind the log gets it a bounded piece per batch (a parent blocked on a full pipe would
+    check no deadline), never its own reads back, every other read exactly once, and the log's head is
+    dropped once every slot has passed it."""
+    pool = VerifyPool(LabelQuestion(), workers=2, timeout=2.0, start=False)
+    pool._slots = [_Slot(None, _Recorder(), deque()) for _ in range(2)]
+    blob = b"x" * 100
+    pool._read = [(f"k{i}", blob, pool._slots[i % 2]) for i in range(5000)]
+    for _ in range(40):
+        pool._send(0, [])
+        pool._send(1, [])
+    for n, slot in enumerate(pool._slots):
+        sizes = [sum(len(k) + len(b) for k, b in m[1]) for m in slot.conn.messages]
+        assert max(sizes) < READS_PER_MESSAGE + 200
+        got = [k for m in slot.conn.messages for k, _ in m[1]]
+        assert got == [f"k{i}" for i in range(5000) if i % 2 != n]  # in order, each once, none of its own
+    assert pool._read_base + len(pool._read) == 5000  # dropped in chunks of > 1024 passed entries
+    assert pool._read_base >= 5000 - 1024
