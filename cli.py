@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from .curate.errors import OffcurateError
-from .curate.eval_command import eval_command
-from .train import options as opts
+from .curate.io.errors import OffcurateError
+from .eval.command import eval_command
+from .rollout import options as opts
 from .train.command import train
 
 app = typer.Typer(
@@ -205,8 +205,8 @@ def pipeline(
 
     Needs no network: by default it starts from the embedded OpenThoughts3-shaped sample.
     """
+    from .curate.io.report import console, summary_table
     from .curate.pipeline import run_pipeline
-    from .curate.report import console, summary_table
 
     reports = run_pipeline(
         output,
@@ -250,7 +250,7 @@ def rollout(
     response, finish_reason, response_tokens shards: what `stats --base-rollouts` and `sample --bucket-by
     base_pass_rate` build on. Interrupted? Run the same command with --resume.
     """
-    from .train.rollout import run_rollout
+    from .rollout.stage import run_rollout
 
     if model is None:
         raise typer.BadParameter("give the model to sample (a local folder or Hub id)", param_hint="--model")
@@ -335,7 +335,7 @@ def main() -> None:
     """
     from rich.markup import escape
 
-    from .curate.report import console
+    from .curate.io.report import console
 
     try:
         app()

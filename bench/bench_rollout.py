@@ -5,7 +5,7 @@
     python bench/bench_rollout.py --smoke                       # CPU, tiny shape: checks the script
 
 Random-init models (no weights can be fetched on the lent GPU), bf16, SDPA. Each case times the call the
-transformers backend makes (``model.generate`` with ``offcurate.train.generate.generate_options``: KV
+transformers backend makes (``model.generate`` with ``offcurate.rollout.generate.generate_options``: KV
 cache, sampling at temperature 0.6 / top-p 0.95, k samples per prompt) on random prompts; the stop set is
 empty so every sequence runs to ``--new-tokens`` and tokens/s counts exactly batch x new tokens. When
 vLLM is importable, the same shape is also run through ``LLM.generate`` (prompt token ids, n = k).
@@ -26,7 +26,7 @@ use_this_checkout()  # the GPU machine has a plain copy of the repository, not a
 
 from bench_train import SHAPES  # noqa: E402
 
-from offcurate.train.generate import SamplingConfig, generate_options  # noqa: E402
+from offcurate.rollout.generate import SamplingConfig, generate_options  # noqa: E402
 
 PROMPT = 256
 

@@ -6,8 +6,9 @@
 Why: the lent GPU machine gets the repository as a plain folder. It is not pip-installed there and cannot
 be (polars, datasets and math-verify are not on that image, and nothing can be downloaded), so a bare
 ``import offcurate`` fails. The package maps the repository root to ``offcurate`` (pyproject's
-package-dir: the root ``__init__.py``, ``curate/``, ``train/``, ``data/``), so the root is registered as
-the ``offcurate`` package with itself as the search path, and ``offcurate.train`` is then ``train/``.
+package-dir: the root ``__init__.py``, ``curate/``, ``train/``, ``rollout/``, ``eval/``, ``data/``), so
+the root is registered as the ``offcurate`` package with itself as the search path, and
+``offcurate.train`` is then ``train/``.
 An ``offcurate`` installed from another checkout is not used either: a benchmark measures the code beside
 it. Only what a bench script imports gets loaded (``train.compute``, ``train.model``, ...), none of which
 needs the curation dependencies.

@@ -16,9 +16,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from offcurate.curate.equivalence import Verifier, label_question
-from offcurate.curate.extract import extract_answer
-from offcurate.curate.shards import list_shards
+from offcurate.curate.answers.equivalence import Verifier, label_question
+from offcurate.curate.answers.extract import extract_answer
+from offcurate.curate.io.shards import list_shards
 from offcurate.curate.vote import TRACE_LABEL_SCHEMA
 
 

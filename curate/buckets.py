@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .errors import InputError
+from .io.errors import InputError
 
 RATE_EDGES = (0.5, 1.0)
 DEFAULT_EDGES = {

@@ -42,11 +42,11 @@ from huggingface_hub.hf_api import RepoFile
 
 from .. import __version__
 from .. import data as sample_data
-from .card import write_card
-from .errors import InputError, OffcurateError, OutputExistsError
 from .hub import ShardBytes, hub_errors
-from .report import StageReport, progress
-from .shards import atomic_output, open_shard
+from .io.card import write_card
+from .io.errors import InputError, OffcurateError, OutputExistsError
+from .io.report import StageReport, progress
+from .io.shards import atomic_output, open_shard
 
 DEFAULT_REPO_ID = "open-thoughts/OpenThoughts3-1.2M"
 DEFAULT_REVISION = "main"

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .card import write_card
-from .errors import InputError
-from .extract import is_finished
-from .report import StageReport, progress
-from .shards import (
+from .answers.extract import is_finished
+from .io.card import write_card
+from .io.errors import InputError
+from .io.ids import question_id
+from .io.report import StageReport, progress
+from .io.shards import (
     ShardWriter,
     atomic_output,
     check_columns,
@@ -60,12 +61,6 @@ OUTPUT_SCHEMA = pa.schema(
         ("finished", pa.bool_()),
     ]
 )
-
-
-def question_id(question: str) -> str:
-    """First 16 hex chars of sha256 of the question with whitespace runs collapsed: the 16 samples of a
-    question share it wherever they sit and whatever whitespace noise they carry."""
-    return hashlib.sha256(" ".join(question.split()).encode()).hexdigest()[:16]
 
 
 def split_conversation(conversations: list[dict] | None) -> tuple[str, str] | str:

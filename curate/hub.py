@@ -23,7 +23,7 @@ from huggingface_hub.errors import (
 )
 from rich.progress import Progress, TaskID
 
-from .errors import OffcurateError
+from .io.errors import OffcurateError
 
 
 class ShardBytes:

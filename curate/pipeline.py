@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import OutputExistsError
-from .report import StageReport
+from .io.errors import OutputExistsError
+from .io.report import StageReport
 
 
 def run_pipeline(

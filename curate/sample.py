@@ -21,10 +21,10 @@ import polars as pl
 import pyarrow as pa
 
 from .buckets import UNLABELED, assign_buckets, bucket_labels, check_measure
-from .card import write_vote_layout_card
-from .errors import InputError
-from .report import StageReport, frame_table, progress
-from .shards import (
+from .io.card import write_vote_layout_card
+from .io.errors import InputError
+from .io.report import StageReport, frame_table, progress
+from .io.shards import (
     ShardWriter,
     atomic_output,
     check_columns,

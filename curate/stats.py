@@ -15,13 +15,13 @@ from pathlib import Path
 
 import polars as pl
 
+from ..rollout.reader import read_rollout_answers, run_jobs
+from .answers.equivalence import ScoreAgainstGold
 from .buckets import assign_buckets, check_measure
-from .card import write_card
-from .equivalence import ScoreAgainstGold
-from .errors import InputError
-from .report import StageReport
-from .rollouts import read_rollout_answers, run_jobs
-from .shards import (
+from .io.card import write_card
+from .io.errors import InputError
+from .io.report import StageReport
+from .io.shards import (
     atomic_output,
     check_columns,
     is_bool,

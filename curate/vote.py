@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .card import write_vote_layout_card
-from .equivalence import LabelQuestion
-from .errors import InputError
-from .pool import VerifyPool
-from .report import StageReport, progress
-from .shards import (
+from .answers.equivalence import LabelQuestion
+from .answers.pool import VerifyPool
+from .io.card import write_vote_layout_card
+from .io.errors import InputError
+from .io.report import StageReport, progress
+from .io.shards import (
     ShardWriter,
     atomic_output,
     check_columns,
@@ -40,7 +40,7 @@ from .shards import (
     open_shard,
     shard_name,
 )
-from .spill import ROWS_PER_PARTITION, partitions_for
+from .io.spill import ROWS_PER_PARTITION, partitions_for
 from .vote_label import DROPPED, QUESTION_SCHEMA, label_partitions
 from .vote_shards import LABEL_FIELDS, TRAJECTORY_SCHEMA, Slicing, extract_shard, part_file, write_shard
 

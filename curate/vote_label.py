@@ -21,13 +21,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from .cluster import NO_ANSWER, OK, TIE
-from .equivalence import QuestionResult
-from .errors import InputError
-from .pool import Task, VerifyPool
-from .report import progress
-from .shards import ShardWriter
-from .spill import read_group, write_groups
+from .answers.cluster import NO_ANSWER, OK, TIE
+from .answers.equivalence import QuestionResult
+from .answers.pool import Task, VerifyPool
+from .io.errors import InputError
+from .io.report import progress
+from .io.shards import ShardWriter
+from .io.spill import read_group, write_groups
 
 QUESTION_SCHEMA = pa.schema(
     [

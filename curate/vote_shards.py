@@ -17,10 +17,10 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from .extract import extract_batch
+from .answers.extract import extract_batch
 from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
-from .shards import ShardWriter, iter_batches
-from .spill import partition_of, question_hash, read_group, write_groups
+from .io.shards import ShardWriter, iter_batches
+from .io.spill import partition_of, question_hash, read_group, write_groups
 
 LABEL_FIELDS = [("answer", pa.string()), ("cluster", pa.int64()), ("reward", pa.float64())]
 TRAJECTORY_SCHEMA = pa.schema(list(FILTER_SCHEMA) + LABEL_FIELDS)

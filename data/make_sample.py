@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..curate.shards import shard_name, write_table
+from ..curate.io.shards import shard_name, write_table
 from . import SAMPLE_DIR
 
 N_SAMPLES = 16

@@ -21,8 +21,8 @@ from huggingface_hub import constants, hf_hub_download
 import offcurate.data
 from offcurate.curate import download as download_module
 from offcurate.curate.download import download, write_sample
-from offcurate.curate.errors import InputError, OffcurateError, OutputExistsError
-from offcurate.curate.shards import list_shards
+from offcurate.curate.io.errors import InputError, OffcurateError, OutputExistsError
+from offcurate.curate.io.shards import list_shards
 
 sys.path.insert(0, str(Path(__file__).parent))
 import hub_standin as hs  # noqa: E402

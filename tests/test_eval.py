@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from offcurate.cli import main
-from offcurate.curate.benchmarks import gold_text, load_benchmark
-from offcurate.curate.equivalence import Verifier
-from offcurate.curate.filter import question_id
-from offcurate.curate.scoring import ScoreProblem
+from offcurate.curate.answers.equivalence import Verifier
+from offcurate.curate.answers.scoring import ScoreProblem
+from offcurate.curate.io.ids import question_id
+from offcurate.eval.benchmarks import gold_text, load_benchmark
 
 SLOW = "\\frac{" * 30 + "1" + "}{2}" * 30  # math-verify needs many seconds on it: times out
 

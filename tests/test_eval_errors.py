@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_cli_errors import run_cli
 
-from offcurate.curate.filter import question_id
+from offcurate.curate.io.ids import question_id
 
 GOOD_RESPONSES = [{"question_id": question_id("Q"), "sample_idx": 0, "response": "\\boxed{1}"}]
 

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from offcurate.curate.benchmarks import load_benchmarks
-from offcurate.curate.evaluate import evaluate
+from offcurate.eval.benchmarks import load_benchmarks
+from offcurate.eval.evaluate import evaluate
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
 NAMES = ("math500", "aime24", "amc23", "minerva_math")

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from offcurate.curate.evaluate import evaluate
-from offcurate.curate.filter import question_id
+from offcurate.curate.io.ids import question_id
+from offcurate.eval.evaluate import evaluate
 
 FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_samples"
 FILE = FILE / "qwen25-math-7b-instruct_math_8samples.jsonl"

@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pytest
 
-from offcurate.curate.extract import TAIL_BYTES, extract_answer, extract_batch, last_boxed
+from offcurate.curate.answers.extract import TAIL_BYTES, extract_answer, extract_batch, last_boxed
 
 CASES = {
     "boxed_after_think": (r"<think>work</think> so $\boxed{42}$.", "42", True),

@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 from builders import group_rows, ot3_row, trace, write_ot3
 
-from offcurate.curate.filter import keep_row, question_id, run_filter, split_conversation
+from offcurate.curate.filter import keep_row, run_filter, split_conversation
+from offcurate.curate.io.ids import question_id
 
 
 @pytest.mark.parametrize(

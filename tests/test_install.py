@@ -71,6 +71,14 @@ def test_wheel_maps_folders_under_offcurate(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     code = [n for n in names if n.endswith(".py")]
     assert code and all(n.startswith("offcurate/") for n in code), code
-    assert {"offcurate/cli.py", "offcurate/curate/vote.py", "offcurate/train/objective.py"} <= set(names)
+    assert {
+        "offcurate/cli.py",
+        "offcurate/curate/vote.py",
+        "offcurate/curate/io/shards.py",
+        "offcurate/curate/answers/extract.py",
+        "offcurate/train/objective.py",
+        "offcurate/rollout/stage.py",
+        "offcurate/eval/command.py",
+    } <= set(names)
     assert not any(n.startswith(("offcurate/tests/", "offcurate/bench/")) for n in names)
     assert any(n.startswith("offcurate/data/sample/") and n.endswith(".parquet") for n in names)

@@ -6,9 +6,9 @@ must vote together for the expected labels to come out.
 
 import pytest
 
-from offcurate.curate.cluster import label_group
-from offcurate.curate.equivalence import Verifier, label_question
-from offcurate.curate.extract import answer_key
+from offcurate.curate.answers.cluster import label_group
+from offcurate.curate.answers.equivalence import Verifier, label_question
+from offcurate.curate.answers.extract import answer_key
 
 GROUPS = {
     "equivalent_fractions_outvote_plain_majority_string": (

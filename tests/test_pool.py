@@ -3,8 +3,8 @@
 import time
 from collections import deque
 
-from offcurate.curate.equivalence import LabelQuestion, ScoreAgainstGold, Verifier, label_question
-from offcurate.curate.pool import READS_PER_MESSAGE, VerifyPool, _Slot
+from offcurate.curate.answers.equivalence import LabelQuestion, ScoreAgainstGold, Verifier, label_question
+from offcurate.curate.answers.pool import READS_PER_MESSAGE, VerifyPool, _Slot
 
 SLOW = "\\frac{" * 30 + "1" + "}{2}" * 30  # verify takes many seconds in pure Python
 

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 from builders import ot3_row, write_ot3
 
-from offcurate.curate.filter import question_id, run_filter
+from offcurate.curate.filter import run_filter
+from offcurate.curate.io.ids import question_id
 from offcurate.curate.vote import run_vote
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_samples"

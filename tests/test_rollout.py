@@ -15,10 +15,10 @@ from builders import write_voted_groups
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from offcurate.curate.errors import InputError, OffcurateError, OutputExistsError  # noqa: E402
-from offcurate.curate.filter import question_id  # noqa: E402
-from offcurate.train import rollout as rollout_module  # noqa: E402
-from offcurate.train.generate import (  # noqa: E402
+from offcurate.curate.io.errors import InputError, OffcurateError, OutputExistsError  # noqa: E402
+from offcurate.curate.io.ids import question_id  # noqa: E402
+from offcurate.rollout import stage as rollout_module  # noqa: E402
+from offcurate.rollout.generate import (  # noqa: E402
     Completion,
     Generation,
     SamplingConfig,
@@ -26,7 +26,7 @@ from offcurate.train.generate import (  # noqa: E402
     cut_at_stop,
     pick_backend,
 )
-from offcurate.train.rollout import batch_seed, make_batches, rows_of, run_rollout  # noqa: E402
+from offcurate.rollout.stage import batch_seed, make_batches, rows_of, run_rollout  # noqa: E402
 
 GROUPS = {
     "What is 1+1?": ["2", "2", "2", "2"],  # all-positive

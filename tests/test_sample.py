@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 from builders import write_voted_groups
 
-from offcurate.curate.errors import InputError
-from offcurate.curate.filter import question_id
+from offcurate.curate.io.errors import InputError
+from offcurate.curate.io.ids import question_id
 from offcurate.curate.sample import allocate, parse_shares, run_sample
 
 # question -> answers; teacher pass rate = majority votes / traces: 4 easy (1.0), 6 medium (0.75 x3 and

@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from offcurate.curate.extract import extract_answer, final_part, last_boxed
-from offcurate.curate.filter import keep_row, question_id, run_filter, split_conversation
+from offcurate.curate.answers.extract import extract_answer, final_part, last_boxed
+from offcurate.curate.filter import keep_row, run_filter, split_conversation
+from offcurate.curate.io.ids import question_id
 from offcurate.curate.vote import run_vote
 from offcurate.data import SAMPLE_DIR
 from offcurate.data.make_sample import (

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from train_helpers import default_questions, write_voted
 
-from offcurate.curate.errors import InputError
+from offcurate.curate.io.errors import InputError
 from offcurate.train.data import ChatEncoder, RowReader, open_voted
 from offcurate.train.objective import ObjectiveConfig
 from offcurate.train.steps import StepStream

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import write_voted
 
-from offcurate.curate.errors import OffcurateError
+from offcurate.curate.io.errors import OffcurateError
 from offcurate.train.checkpoint import list_checkpoints
 from offcurate.train.config import TrainConfig
 from offcurate.train.engine import run_training

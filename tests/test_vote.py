@@ -4,7 +4,8 @@ import polars as pl
 import pytest
 from builders import group_rows, ot3_row, trace, write_ot3
 
-from offcurate.curate.filter import question_id, run_filter
+from offcurate.curate.filter import run_filter
+from offcurate.curate.io.ids import question_id
 from offcurate.curate.vote import QUESTION_SCHEMA, TRAJECTORY_SCHEMA, run_vote
 
 REVISED = r"<think>First I get \boxed{5}. Wait, that is wrong; it is 6.</think> The answer is $\boxed{6}$."
@@ -126,7 +127,7 @@ def test_many_spill_partitions_give_the_labels_of_one(voted, tmp_path):
 
 
 def test_duplicate_sample_idx_is_an_input_error(voted, tmp_path):
-    from offcurate.curate.errors import InputError
+    from offcurate.curate.io.errors import InputError
 
     folder, _ = voted
     math = folder.parent / "math"

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from corpus import question_answers, write_corpus  # noqa: E402
 from naive import compare, fast_labels, naive_labels  # noqa: E402
 
-from offcurate.curate.spill import ROWS_PER_PARTITION  # noqa: E402
+from offcurate.curate.io.spill import ROWS_PER_PARTITION  # noqa: E402
 from offcurate.curate.vote import run_vote  # noqa: E402
 
 TRACES = 480  # 30 questions, small traces: the labels do not depend on the shard layout, so one naive run

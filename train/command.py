@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from ..curate.errors import OffcurateError
+from ..curate.io.errors import OffcurateError
 
 MISSING = "offcurate train needs torch and transformers: pip install 'offcurate[train]'"
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..curate.errors import OffcurateError
+from ..curate.io.errors import OffcurateError
 from .objective import ObjectiveConfig
 
 OBJECTIVE_KEYS = tuple(ObjectiveConfig.__dataclass_fields__)

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from ..curate.errors import InputError
-from ..curate.shards import check_columns, is_float, is_integer, is_string, list_shards, open_shard
+from ..curate.io.errors import InputError
+from ..curate.io.shards import check_columns, is_float, is_integer, is_string, list_shards, open_shard
 
 REQUIRED = {
     "question_id": ("string", is_string),

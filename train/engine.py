@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ..curate.errors import InputError, OffcurateError, OutputExistsError
-from ..curate.report import StageReport
+from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
+from ..curate.io.report import StageReport
 from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
 from .compute import accumulate, micro_batches, optimizer_step
 from .config import TrainConfig

@@ -26,7 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..curate.report import StageReport, console
+from ..curate.io.report import StageReport, console
 
 
 class MetricsLog:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ..curate.errors import OffcurateError
+from ..curate.io.errors import OffcurateError
 from .packing import MicroBatch
 
 if TYPE_CHECKING:

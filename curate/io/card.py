@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .. import __version__
+from ... import __version__
 
 
 def _feature(field_type: pa.DataType) -> dict:

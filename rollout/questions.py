@@ -13,9 +13,9 @@ from pathlib import Path
 
 import polars as pl
 
-from .errors import InputError
-from .filter import question_id
-from .shards import check_columns, is_bool, is_string, list_shards, open_shard, read_table
+from ..curate.io.errors import InputError
+from ..curate.io.ids import question_id
+from ..curate.io.shards import check_columns, is_bool, is_string, list_shards, open_shard, read_table
 
 SELECT = {
     "all": None,

@@ -30,14 +30,14 @@ from pathlib import Path
 import polars as pl
 from rich.table import Table
 
+from ..curate.answers.equivalence import DEFAULT_TIMEOUT
+from ..curate.answers.scoring import ScoreProblem
+from ..curate.io.card import write_card
+from ..curate.io.errors import InputError
+from ..curate.io.report import StageReport, console
+from ..curate.io.shards import atomic_output
+from ..rollout.reader import read_rollout_answers, run_jobs
 from .benchmarks import Benchmark, load_benchmarks
-from .card import write_card
-from .equivalence import DEFAULT_TIMEOUT
-from .errors import InputError
-from .report import StageReport, console
-from .rollouts import read_rollout_answers, run_jobs
-from .scoring import ScoreProblem
-from .shards import atomic_output
 
 NO_RESPONSES = "no_responses"  # status of a problem no response was given for
 

@@ -1,6 +1,6 @@
 """Benchmark files with gold answers (MATH-500, AIME, AMC, Minerva math, ...), read into one shape.
 
-    from offcurate.curate.benchmarks import load_benchmarks
+    from offcurate.eval.benchmarks import load_benchmarks
     math500, aime = load_benchmarks([Path("math500.jsonl"), Path("aime24.parquet")])
     math500.name, math500.problems      # "math500", DataFrame[question_id, question, gold]
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import polars as pl
 
-from .errors import InputError
-from .extract import last_boxed
-from .filter import question_id
-from .shards import list_shards, read_table
+from ..curate.answers.extract import last_boxed
+from ..curate.io.errors import InputError
+from ..curate.io.ids import question_id
+from ..curate.io.shards import list_shards, read_table
 
 QUESTION_COLUMNS = ("question", "problem")
 

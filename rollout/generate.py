@@ -17,7 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..curate.errors import OffcurateError
+from ..curate.io.errors import OffcurateError
 
 BACKENDS = ("auto", "transformers", "vllm")
 
@@ -91,7 +91,7 @@ class TransformersGenerator:
         """``tokenizer``: the one the caller already loaded for templating (loaded here otherwise)."""
         import torch
 
-        from .model import load_model, load_tokenizer, resolve_device, resolve_precision
+        from ..train.model import load_model, load_tokenizer, resolve_device, resolve_precision
 
         self.device = resolve_device(device)
         if dtype == "auto":

@@ -26,12 +26,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..curate.card import write_card
-from ..curate.errors import InputError, OffcurateError, OutputExistsError
-from ..curate.questions import load_questions
-from ..curate.report import StageReport, progress
-from ..curate.shards import ShardWriter, atomic_output, shard_name
+from ..curate.io.card import write_card
+from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
+from ..curate.io.report import StageReport, progress
+from ..curate.io.shards import ShardWriter, atomic_output, shard_name
 from .generate import Completion, Generation, open_generator
+from .questions import load_questions
 
 MISSING = "offcurate rollout needs torch and transformers: pip install 'offcurate[train]'"
 ROLLOUT_SCHEMA = pa.schema(
@@ -129,7 +129,7 @@ class Parts:
         """Stream the parts, in batch order, into output shards (atomically), then drop the hidden folder.
 
         One part is in memory at a time, so a rollout of any size fits; readers sort by question and
-        sample themselves (``curate.rollouts``), so no global sort is needed."""
+        sample themselves (``rollout.reader``), so no global sort is needed."""
         parts = sorted(self.folder.glob("batch-*.parquet"))
         rows = sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
         count = max(1, -(-rows // SAMPLES_PER_SHARD))
@@ -193,9 +193,9 @@ def rollout_questions(
         import transformers  # noqa: F401
     except ImportError:
         raise OffcurateError(MISSING) from None
-    from .data import ChatEncoder
-    from .model import load_tokenizer
-    from .tiny import TINY_MODEL, resolve_model
+    from ..train.data import ChatEncoder
+    from ..train.model import load_tokenizer
+    from ..train.tiny import TINY_MODEL, resolve_model
 
     output = Path(output)
     _check_output(output, overwrite)

@@ -18,10 +18,10 @@ from pathlib import Path
 import polars as pl
 from rich.table import Table
 
-from .card import write_card
-from .errors import InputError
-from .report import StageReport, console
-from .shards import atomic_output, check_columns, is_float, is_integer, is_string, read_table
+from ..curate.io.card import write_card
+from ..curate.io.errors import InputError
+from ..curate.io.report import StageReport, console
+from ..curate.io.shards import atomic_output, check_columns, is_float, is_integer, is_string, read_table
 
 SUMMARY_COLUMNS = {
     "benchmark": ("string", is_string),
@@ -111,7 +111,7 @@ def _delta(value: float | None) -> str:
 
 def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) -> Comparison:
     """Deltas trained - base per benchmark, written to ``output`` with the radar chart."""
-    from .figures import radar_chart
+    from ..curate.figures import radar_chart
 
     report = StageReport("eval --compare", output=str(output))
     base_summary, trained_summary = read_summary(base), read_summary(trained)

@@ -1,6 +1,6 @@
 """Score one problem's k sampled answers against its gold: per-sample correctness, pass@1, maj@k.
 
-    from offcurate.curate.equivalence import Verifier
+    from offcurate.curate.answers.equivalence import Verifier
     score = ScoreProblem().run([gold, *answers], Verifier(timeout=2.0))
     score.correct, score.pass_at_1, score.maj_at_k
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import polars as pl
 
-from .equivalence import Job
-from .errors import InputError
-from .extract import extract_batch
-from .filter import question_id
-from .pool import Task, VerifyPool
-from .report import progress
-from .shards import check_columns, is_integer, is_string, list_shards, open_shard, read_table
+from ..curate.answers.equivalence import Job
+from ..curate.answers.extract import extract_batch
+from ..curate.answers.pool import Task, VerifyPool
+from ..curate.io.errors import InputError
+from ..curate.io.ids import question_id
+from ..curate.io.report import progress
+from ..curate.io.shards import check_columns, is_integer, is_string, list_shards, open_shard, read_table
 
 
 def read_rollout_answers(folder: Path, description: str = "read responses") -> pl.DataFrame:

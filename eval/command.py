@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from ..train import options as opts
-from .errors import OffcurateError
+from ..curate.io.errors import OffcurateError
+from ..rollout import options as opts
 
 USAGE = (
     "give --benchmark FILE (once per benchmark) and --model M (to sample answers) or --responses DIR "
@@ -111,7 +111,7 @@ def eval_command(
     output = output or Path("runs/eval")
     benchmarks = load_benchmarks(benchmark)
     if model is not None:
-        from ..train.rollout import rollout_questions
+        from ..rollout.stage import rollout_questions
 
         responses = responses or output.parent / f"{output.name}-responses"
         run = opts.generation(
