@@ -6,10 +6,11 @@
 
 Only questions with a majority label (status ok) are eligible. Each gets a bucket (``buckets.py``: teacher
 pass rate or vote share, the base model's pass rate from ``stats --base-rollouts``, or the dataset's
-``difficulty``). ``--weights`` split ``--questions N`` over buckets (N defaults to the most the buckets can
-fill in those proportions); ``--counts`` asks for exact numbers; a bucket that holds fewer questions than
-asked gives all it has, and the table says by how much it fell short. A question comes with all its
-trajectories (``--max-per-question`` keeps a seeded random subset), so group advantages stay meaningful.
+``difficulty``). ``--weights`` split ``--questions N`` over buckets (N defaults to the most the non-empty
+buckets can fill in those proportions); ``--counts`` asks for exact numbers; a bucket that holds fewer
+questions than asked gives all it has, and the table and summary say by how much it fell short. A question
+comes with all its trajectories (``--max-per-question`` keeps a seeded random subset), so group advantages
+stay meaningful.
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ def parse_shares(text: str, option: str) -> dict[str, float]:
 
 def allocate(available: dict[str, int], weights: dict[str, float], total: int | None) -> dict[str, int]:
     """Targets per bucket: ``total`` split by ``weights`` (largest remainder, so they sum to ``total``);
-    without ``total``, the largest total every weighted bucket can fill (pure: unit-tested)."""
+    without ``total``, the largest total every non-empty weighted bucket can fill. An empty bucket does not
+    cap it (it would make the whole mix empty): it keeps its target and comes out short (pure)."""
     norm = {b: w / sum(weights.values()) for b, w in weights.items() if w > 0}
     if total is None:
-        total = int(min(available.get(b, 0) / w for b, w in norm.items()) + 1e-9)
+        fill = [available[b] / w for b, w in norm.items() if available.get(b, 0) > 0]
+        total = int(min(fill, default=0) + 1e-9)
     exact = {b: total * w for b, w in norm.items()}
     targets = {b: int(x) for b, x in exact.items()}
     by_remainder = sorted(norm, key=lambda b: (-(exact[b] - targets[b]), b))
@@ -203,6 +206,7 @@ def run_sample(
             "eligible questions (status ok)": questions.height,
             "questions taken": chosen.height,
             "trajectories taken": keep.height,
+            "questions short (asked of buckets that held too few)": int(table["short"].sum()),
             "all-positive questions taken": int(chosen["all_positive"].sum()),
             "output shards": written,
         }

@@ -69,6 +69,12 @@ def test_parse_shares_rejects(text):
             id="most_that_fit",
         ),
         pytest.param({"a": 4}, {"a": 1, "b": 0}, None, {"a": 4}, id="zero_weight_ignored"),
+        # empty buckets do not cap the total: hard alone fills 6 / 0.5 = 12 -> 6, 3.6, 2.4 -> 6, 4, 2
+        pytest.param(
+            {"hard": 6}, {"hard": 0.5, "medium": 0.3, "easy": 0.2}, None, {"hard": 6, "medium": 4, "easy": 2},
+            id="empty_buckets_do_not_cap",
+        ),
+        pytest.param({}, {"a": 1}, None, {"a": 0}, id="all_empty"),
     ],
 )  # fmt: skip
 def test_allocate(available, weights, total, expected):
@@ -103,6 +109,32 @@ def test_weights_fill_the_most_and_seed_decides(voted, tmp_path):
     assert sorted(a["bucket"].to_list()) == ["easy", "hard"]
     picks = {read_mix_seed(voted, tmp_path, seed) for seed in range(6)}
     assert len(picks) > 1  # four easy questions to choose from: the seed changes which
+
+
+HARD_ONLY = {f"hard {i}": ["1", "1", "2", "3", None] for i in range(6)} | {"tie": ["1", "1", "2", "2"]}
+
+
+def test_weights_take_what_fits_when_buckets_are_empty(tmp_path):
+    # 6 hard questions (pass rate 2/5), no medium, no easy: the hard bucket is taken whole, the rest reported
+    voted = write_voted_groups(tmp_path / "hard", HARD_ONLY)
+    report = run_sample(voted, tmp_path / "mix", weights="hard=0.5,medium=0.3,easy=0.2", seed=0)
+    traces, questions, buckets = read_mix(tmp_path / "mix")
+    assert sorted(questions["question_id"]) == sorted(question_id(q) for q in HARD_ONLY if q != "tie")
+    assert traces.height == 30 and set(traces["bucket"]) == {"hard"}
+    rows = {
+        r["bucket"]: (r["available"], r["target"], r["taken"], r["short"])
+        for r in buckets.iter_rows(named=True)
+    }
+    assert rows == {"hard": (6, 6, 6, 0), "medium": (0, 4, 0, 4), "easy": (0, 2, 0, 2)}
+    assert report.counts["questions taken"] == 6
+    assert report.counts["questions short (asked of buckets that held too few)"] == 6
+
+
+def test_weights_on_empty_buckets_only_is_an_error(tmp_path):
+    voted = write_voted_groups(tmp_path / "hard", HARD_ONLY)
+    with pytest.raises(InputError, match="the mix would be empty"):
+        run_sample(voted, tmp_path / "mix", weights="medium=0.6,easy=0.4")
+    assert not (tmp_path / "mix").exists()
 
 
 def read_mix_seed(voted, tmp_path, seed):
