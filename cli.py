@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from .curate.io.checks import check_counts, check_positive
 from .curate.io.errors import OffcurateError
 from .eval.command import eval_command
 from .rollout import options as opts
@@ -135,6 +136,8 @@ def vote(
     """
     from .curate.vote import run_vote
 
+    check_counts(("--workers", workers), ("--num-shards", num_shards))
+    check_positive(("--timeout", timeout))
     run_vote(
         input,
         output,
@@ -175,6 +178,8 @@ def stats(
     """
     from .curate.stats import run_stats
 
+    check_counts(("--workers", workers))
+    check_positive(("--timeout", timeout))
     run_stats(
         input,
         output,
@@ -208,6 +213,8 @@ def pipeline(
     from .curate.io.report import console, summary_table
     from .curate.pipeline import run_pipeline
 
+    check_counts(("--workers", workers))
+    check_positive(("--timeout", timeout))
     reports = run_pipeline(
         output,
         input_dir=input,
@@ -235,7 +242,9 @@ def rollout(
     questions: Annotated[
         str, typer.Option(help="Which questions of a vote output: `ok`, `all-positive` or `all`.")
     ] = "ok",
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions (by question id).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N questions (by question id); N >= 1.")
+    ] = None,
     batch_size: opts.BatchSize = 64,
     backend: opts.Backend = "auto",
     device: opts.Device = "auto",
@@ -254,6 +263,7 @@ def rollout(
 
     if model is None:
         raise typer.BadParameter("give the model to sample (a local folder or Hub id)", param_hint="--model")
+    check_counts(("--limit", limit))
     run = opts.generation(
         model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype
     )
@@ -298,6 +308,7 @@ def sample(
     """
     from .curate.sample import run_sample
 
+    check_counts(("--questions", total), ("--max-per-question", max_per_question))
     run_sample(
         input,
         output,

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from ..curate.io.checks import check_counts, check_positive
 from ..curate.io.errors import OffcurateError
 from ..rollout import options as opts
 
@@ -96,6 +97,8 @@ def eval_command(
     deltas, trained minus base) and radar.png (one axis per benchmark, one polygon per model).
     """
     compare = compare if compare and all(compare) else None  # click gives (None, None) when absent
+    check_counts(("--workers", workers))
+    check_positive(("--timeout", timeout))
     if compare:
         if benchmark or responses:
             raise OffcurateError("--compare takes two eval output folders; drop --benchmark/--responses")
@@ -109,14 +112,16 @@ def eval_command(
     from .evaluate import evaluate
 
     output = output or Path("runs/eval")
-    benchmarks = load_benchmarks(benchmark)
+    run = None  # the sampling options are checked before any benchmark is read
     if model is not None:
-        from ..rollout.stage import rollout_questions
-
-        responses = responses or output.parent / f"{output.name}-responses"
         run = opts.generation(
             model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype
         )
+    benchmarks = load_benchmarks(benchmark)
+    if run is not None:
+        from ..rollout.stage import rollout_questions
+
+        responses = responses or output.parent / f"{output.name}-responses"
         rollout_questions(
             benchmark_questions(benchmarks), responses, run, resume=resume, overwrite=overwrite
         ).print()

@@ -17,6 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..curate.io.checks import check_counts
 from ..curate.io.errors import OffcurateError
 
 BACKENDS = ("auto", "transformers", "vllm")
@@ -49,6 +50,9 @@ class Generation:
     backend: str = "auto"
     device: str = "auto"
     dtype: str = "auto"
+
+    def __post_init__(self):
+        check_counts(("--batch-size", self.batch_size))
 
 
 @dataclass(frozen=True)

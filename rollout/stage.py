@@ -27,13 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..curate.io.card import write_card
-from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
+from ..curate.io.errors import InputError, OutputExistsError
 from ..curate.io.report import StageReport, progress
 from ..curate.io.shards import ShardWriter, atomic_output, shard_name
+from ..train.extra import require_train_extra
 from .generate import Completion, Generation, open_generator
 from .questions import load_questions
 
-MISSING = "offcurate rollout needs torch and transformers: pip install 'offcurate[train]'"
 ROLLOUT_SCHEMA = pa.schema(
     [
         ("question_id", pa.string()),
@@ -188,11 +188,7 @@ def rollout_questions(
 ) -> StageReport:
     """k samples for each distinct question of ``questions`` (columns question_id, question) into
     ``output``; ``eval --model`` calls this with the benchmarks' problems."""
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        raise OffcurateError(MISSING) from None
+    require_train_extra("sampling a model (rollout, eval --model)")
     from ..train.data import ChatEncoder
     from ..train.model import load_tokenizer
     from ..train.tiny import TINY_MODEL, resolve_model

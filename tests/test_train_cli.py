@@ -130,9 +130,3 @@ def test_bad_usage_is_one_line_exit_2(tmp_path, monkeypatch, capsys, make, extra
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
-
-
-def test_missing_torch_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "torch", None)
-    code, err = _cli(monkeypatch, capsys, "-i", str(tmp_path), "--model", "tiny-random")
-    assert code == 2 and "pip install 'offcurate[train]'" in err

@@ -4,7 +4,8 @@
     offcurate train -i data/voted -o runs/r1 --model Qwen/Qwen2.5-1.5B-Instruct --max-len 16384
 
 The heavy imports happen when the command runs, so ``offcurate --help`` stays instant and a missing
-``offcurate[train]`` extra is a one-line error instead of an ImportError at start-up.
+``train`` extra is a one-line error (``extra.py``) instead of an ImportError at start-up. The options come in
+help panels (objective, schedule, data, engine, output) that stay readable at 80 columns.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from typing import Annotated
 import typer
 
 from ..curate.io.errors import OffcurateError
-
-MISSING = "offcurate train needs torch and transformers: pip install 'offcurate[train]'"
+from .extra import require_train_extra
 
 
 class Loss(str, Enum):
@@ -45,127 +45,144 @@ class Attn(str, Enum):
     eager = "eager"
 
 
-def _opt(help: str, *names: str, **kwargs) -> typer.models.OptionInfo:
-    return typer.Option(*names, help=help, **kwargs)
+OBJECTIVE, SCHEDULE, DATA, ENGINE, OUTPUT = "Objective", "Schedule", "Data", "Engine", "Output"
+
+
+def _opt(help: str, *names: str, panel: str | None = None, **kwargs) -> typer.models.OptionInfo:
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kwargs)
 
 
 def train(
     model: Annotated[
         str,
         _opt(
-            "Local folder or Hub id of a causal LM with a chat template (e.g. Qwen/Qwen2.5-1.5B-Instruct), "
-            "or `tiny-random`: a 2-layer random Qwen2 and BPE tokenizer built offline into "
-            "OUTPUT/tiny-random (also `python -m offcurate.train.tiny DIR`), for smoke tests."
+            "Causal LM with a chat template: a local folder, a Hub id (Qwen/Qwen2.5-1.5B-Instruct) or "
+            "`tiny-random` (a 2-layer random Qwen2 built offline into OUTPUT/tiny-random, for smoke tests)."
         ),
     ],
-    input: Annotated[
-        Path, _opt("The `offcurate vote` output folder (or its trajectories/ subfolder).", "-i", "--input")
-    ] = Path("data/voted"),
-    output: Annotated[
-        Path,
-        _opt("Run folder: config.json, metrics.jsonl, checkpoint-*/, final/ (HF format).", "-o", "--output"),
-    ] = Path("runs/train"),
     loss: Annotated[
         Loss,
         _opt(
-            "`off-grpo`: off-policy GRPO with the all-positive bias; `sft`: NLL of positive traces "
-            "(--bias, --eps, --shaping, --gamma do not apply and are refused)."
+            "`off-grpo`: off-policy GRPO with the all-positive bias; `sft`: NLL of the positive traces "
+            "(refuses --bias, --eps, --shaping, --gamma).",
+            panel=OBJECTIVE,
         ),
     ] = Loss.off_grpo,
     bias: Annotated[
-        float, _opt("b added to every advantage of an all-positive group (0 = plain off-policy GRPO).")
+        float, _opt("Added to every advantage of an all-positive group (0: plain GRPO).", panel=OBJECTIVE)
     ] = 0.5,
-    eps: Annotated[float, _opt("ε of max(π, 1-ε)·A: negatives only push down tokens with π > 1-ε.")] = 0.2,
+    eps: Annotated[
+        float, _opt("ε of max(π, 1-ε)·A: negatives push down only tokens with π > 1-ε.", panel=OBJECTIVE)
+    ] = 0.2,
     beta: Annotated[
-        float, _opt("KL(π_θ‖π_ref) weight, k3 estimator; > 0 keeps a frozen copy of the start model.")
+        float, _opt("KL(π‖π_ref) weight (k3); > 0 keeps a frozen copy of the start model.", panel=OBJECTIVE)
     ] = 0.0,
     shaping: Annotated[
         Shaping,
-        _opt(
-            "`luffy`: LUFFY's off-policy term f(π)·A with f(π)=π/(π+γ) for every token of either sign, "
-            "no clip (--eps does not apply and is refused)."
-        ),
+        _opt("`luffy`: f(π)·A with f(π) = π/(π+γ) on every token, no clip (refuses --eps).", panel=OBJECTIVE),
     ] = Shaping.none,
-    gamma: Annotated[float, _opt("γ of the LUFFY shaping (only with --shaping luffy).")] = 0.1,
-    lr: Annotated[float, _opt("Peak learning rate (LUFFY used 1e-6 for 7B).")] = 1e-6,
-    weight_decay: Annotated[float, _opt("AdamW weight decay (not applied to biases and norms).")] = 0.0,
-    warmup_steps: Annotated[int, _opt("Linear warmup steps, then cosine decay to 0 at the last step.")] = 10,
+    gamma: Annotated[float, _opt("γ of --shaping luffy.", panel=OBJECTIVE)] = 0.1,
+    lr: Annotated[float, _opt("Peak learning rate (LUFFY used 1e-6 for 7B).", panel=SCHEDULE)] = 1e-6,
+    warmup_steps: Annotated[
+        int, _opt("Linear warmup steps, then cosine decay to 0 at the last step.", panel=SCHEDULE)
+    ] = 10,
     max_steps: Annotated[
         int | None,
         _opt(
-            "Length of the run in optimizer steps (the data loops over epochs); default: --epochs. The "
-            "cosine decays to 0 at its end, so it is fixed once the run starts (see --stop-after)."
+            "Run length in optimizer steps (default: from --epochs); the cosine decays over it, so it "
+            "cannot change on --resume (see --stop-after).",
+            panel=SCHEDULE,
         ),
     ] = None,
     epochs: Annotated[
-        int, _opt("Passes over the ok questions when --max-steps is not given (fixed once the run starts).")
+        int, _opt("Passes over the ok questions when --max-steps is not given.", panel=SCHEDULE)
     ] = 1,
     stop_after: Annotated[
         int | None,
         _opt(
-            "End this invocation after global step N (<= the run's length) with a checkpoint; "
-            "--resume continues on the same schedule, as if the run had not stopped."
+            "End this invocation after step N with a checkpoint; --resume continues on the same schedule.",
+            panel=SCHEDULE,
         ),
     ] = None,
+    weight_decay: Annotated[
+        float, _opt("AdamW weight decay (not on biases and norms).", panel=SCHEDULE)
+    ] = 0.0,
+    grad_clip: Annotated[float, _opt("Global gradient-norm clip (0: none).", panel=SCHEDULE)] = 1.0,
+    input: Annotated[
+        Path, _opt("An `offcurate vote` output or `sample` mix.", "-i", "--input", panel=DATA)
+    ] = Path("data/voted"),
     questions_per_step: Annotated[
-        int, _opt("Questions per optimizer step; all G traces of a question share one step.")
+        int, _opt("Questions per optimizer step (each with all its traces).", panel=DATA)
     ] = 8,
-    tokens_per_micro_batch: Annotated[
-        int, _opt("Token budget of one packed, padding-free micro-batch (>= --max-len).")
-    ] = 32768,
     max_len: Annotated[
-        int, _opt("Prompt + response tokens above this: the trajectory is dropped and counted.")
+        int, _opt("Longer trajectories (prompt + response tokens) are dropped and counted.", panel=DATA)
+    ] = 32768,
+    no_shuffle: Annotated[
+        bool, _opt("Keep file order (default: shuffle each epoch, seeded).", "--no-shuffle", panel=DATA)
+    ] = False,
+    seed: Annotated[int, _opt("Seed of the question order and of the tiny model.", panel=DATA)] = 0,
+    tokens_per_micro_batch: Annotated[
+        int, _opt("Tokens in one packed, padding-free micro-batch (>= --max-len).", panel=ENGINE)
     ] = 32768,
     logprob_chunk: Annotated[
-        int, _opt("Tokens per lm_head chunk: bounds the [tokens x vocab] logits held at once.")
+        int, _opt("Tokens per lm_head chunk: bounds the logits held at once.", panel=ENGINE)
     ] = 1024,
-    grad_clip: Annotated[float, _opt("Clip the global gradient norm to this (0: no clipping).")] = 1.0,
-    seed: Annotated[int, _opt("Seed of the question order and of the tiny model.")] = 0,
-    shuffle: Annotated[bool, _opt("Shuffle questions each epoch (seeded) instead of file order.")] = True,
-    save_every: Annotated[int, _opt("Checkpoint every N steps (0: only at the end).")] = 100,
-    keep_last: Annotated[int, _opt("Keep only the newest N checkpoints (0: keep all).")] = 2,
-    resume: Annotated[
-        bool,
-        _opt(
-            "Continue from the newest checkpoint in OUTPUT (bit-for-bit on the same device). Options that "
-            "change the objective, data order or schedule (--max-steps/--epochs included) are refused.",
-            "--resume",
-        ),
-    ] = False,
-    overwrite: Annotated[
-        bool, _opt("Delete an earlier train run in OUTPUT first (otherwise refused).", "--overwrite")
-    ] = False,
-    device: Annotated[str, _opt("`auto` (CUDA if present), `cpu`, `cuda`, `cuda:1`, ...")] = "auto",
+    device: Annotated[
+        str, _opt("`auto` (CUDA if present), `cpu`, `cuda`, `cuda:1`, ...", panel=ENGINE)
+    ] = "auto",
     dtype: Annotated[
         DType,
         _opt(
-            "`auto`: bf16-mixed on CUDA, fp32 on CPU. `bf16-mixed`: fp32 weights and optimizer, bf16 "
-            "matmuls. `bf16`: the lean mode, bf16 weights, gradients and AdamW states (8 bytes a "
-            "parameter instead of 16), updates stochastically rounded so that small steps (lr 1e-6) "
-            "still land on average."
+            "`auto`: bf16-mixed on CUDA, fp32 on CPU; `bf16-mixed`: fp32 weights, bf16 matmuls; `bf16`: "
+            "bf16 weights and AdamW states (half the memory), stochastically rounded updates.",
+            panel=ENGINE,
+            metavar="<dtype>",
         ),
     ] = DType.auto,
     attn: Annotated[
-        Attn, _opt("Attention for packed rows: `auto` = PyTorch flash varlen on CUDA, else SDPA.")
+        Attn,
+        _opt(
+            "`auto` (flash varlen on CUDA, else `sdpa`), `sdpa`, `varlen`, `flash_attention_2`, `eager`.",
+            panel=ENGINE,
+            metavar="<attn>",
+        ),
     ] = Attn.auto,
-    gradient_checkpointing: Annotated[
-        bool, _opt("Recompute decoder layers in backward (less memory, ~1/3 more compute).")
-    ] = True,
+    no_gradient_checkpointing: Annotated[
+        bool,
+        _opt(
+            "Keep activations instead of recomputing decoder layers in backward: ~1/3 less compute, "
+            "much more memory.",
+            "--no-gradient-checkpointing",
+            panel=ENGINE,
+        ),
+    ] = False,
+    output: Annotated[
+        Path,
+        _opt("Run folder: config.json, metrics.jsonl, checkpoints, final/.", "-o", "--output", panel=OUTPUT),
+    ] = Path("runs/train"),
+    save_every: Annotated[int, _opt("Checkpoint every N steps (0: only at the end).", panel=OUTPUT)] = 100,
+    keep_last: Annotated[int, _opt("Keep the newest N checkpoints (0: all).", panel=OUTPUT)] = 2,
+    resume: Annotated[
+        bool,
+        _opt(
+            "Continue from the newest checkpoint in OUTPUT (bit-identical on the same device); "
+            "refuses options that change the objective, data order or schedule.",
+            "--resume",
+            panel=OUTPUT,
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, _opt("Delete an earlier run in OUTPUT first (otherwise refused).", "--overwrite", panel=OUTPUT)
+    ] = False,
 ) -> None:
     """Off-policy GRPO on the teacher traces of `offcurate vote`, with the all-positive bias.
 
-    Per question (G traces, rewards r): A = (r - mean) / (population std + 1e-6), + --bias if every r > 0
-    (population std, ddof=0: TRL and verl use ddof=1, whose A is ~3% smaller at G = 16);
-    per token: min[π·A, max(π, 1-ε)·A] (teacher prob taken as 1); loss = -1/Q Σ_q 1/G Σ_i 1/|o_i| Σ_t.
-    Questions whose vote status is not ok are skipped. The question is the user turn of the chat template,
-    the trace the assistant turn; only its tokens carry loss. Writes metrics.jsonl, checkpoints in Hugging
-    Face format (resumable with --resume) and OUTPUT/final/.
+    Per question (G traces, rewards r): A = (r - mean) / (std + 1e-6), population std, plus --bias when
+    every r > 0; per token: min[π·A, max(π, 1-ε)·A], the teacher's probability taken as 1. Questions whose
+    vote status is not ok are skipped. Writes metrics.jsonl, resumable checkpoints and OUTPUT/final/
+    (Hugging Face format).
     """
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        raise OffcurateError(MISSING) from None
+    require_train_extra("offcurate train")
     from .config import TrainConfig
     from .engine import run_training
     from .objective import ObjectiveConfig
@@ -191,7 +208,7 @@ def train(
         logprob_chunk=logprob_chunk,
         grad_clip=grad_clip,
         seed=seed,
-        shuffle=shuffle,
+        shuffle=not no_shuffle,
         save_every=save_every,
         keep_last=keep_last,
         resume=resume,
@@ -199,6 +216,6 @@ def train(
         device=device,
         dtype=dtype.value,
         attn=attn.value,
-        gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing=not no_gradient_checkpointing,
     )
     run_training(cfg).print()

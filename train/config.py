@@ -83,6 +83,7 @@ class TrainConfig:
                 f"({self.max_len}) so the longest trajectory fits in one micro-batch",
             ),
             (self.logprob_chunk >= 1, "--logprob-chunk must be >= 1"),
+            (self.grad_clip >= 0, "--grad-clip must be >= 0 (0: no clipping)"),
             (self.save_every >= 0, "--save-every must be >= 0 (0: only at the end)"),
             (self.keep_last >= 0, "--keep-last must be >= 0 (0: keep all)"),
         ]
