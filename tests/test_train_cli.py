@@ -72,6 +72,29 @@ VARIANTS = {
 }
 
 
+def test_run_shorter_than_warmup_warns(tmp_path):
+    # default --warmup-steps 10 over a 2-step run: the LR climbs to 2/10 of --lr and stops there
+    voted = tmp_path / "voted"
+    write_voted(voted)
+    args = [
+        "train",
+        "-i",
+        str(voted),
+        "-o",
+        str(tmp_path / "run"),
+        *COMMON,
+        "--max-steps",
+        "2",
+        "--lr",
+        "1e-3",
+    ]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "warning: --warmup-steps 10 is longer than the run (2 steps)" in result.output
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([1e-4, 2e-4])
+
+
 @pytest.mark.parametrize("args, check", list(VARIANTS.values()), ids=list(VARIANTS))
 def test_objective_variants(tmp_path, args, check):
     base = ["--max-steps", "2", "--questions-per-step", "3", "--lr", "1e-2", "--warmup-steps", "0"]

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from offcurate.train.config import warmup_warning
 from offcurate.train.objective import (
     ObjectiveConfig,
     group_advantages,
@@ -169,6 +170,25 @@ def test_plan_group(loss, bias, beta, rewards, used, size, all_positive):
 )
 def test_lr_multiplier(step, expected):
     assert lr_multiplier(step, warmup_steps=4, total_steps=10) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "warmup, total, peak",
+    [(10, 3, "3e-07 (3/10 of --lr 1e-06)"), (4, 3, "7.5e-07 (3/4 of --lr 1e-06)")],
+    ids=["default_warmup_3_steps", "one_short"],
+)
+def test_warmup_longer_than_the_run_is_named(warmup, total, peak):
+    note = warmup_warning(warmup, total, 1e-6)
+    assert note.startswith(f"--warmup-steps {warmup} is longer than the run ({total} steps)")
+    assert f"peaks at {peak}" in note
+    # the note's peak is the schedule's: the last step's multiplier is total / warmup
+    assert lr_multiplier(total - 1, warmup, total) == pytest.approx(total / warmup)
+
+
+@pytest.mark.parametrize("warmup, total", [(10, 10), (0, 3), (10, 500)], ids=["equal", "none", "short"])
+def test_warmup_that_fits_is_silent(warmup, total):
+    assert warmup_warning(warmup, total, 1e-6) is None
+    assert max(lr_multiplier(s, warmup, total) for s in range(total)) == pytest.approx(1.0)
 
 
 BAD_OBJECTIVES = {

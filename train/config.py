@@ -120,6 +120,18 @@ class TrainConfig:
             raise OffcurateError(f"{run_dir}: cannot resume with changed options: {'; '.join(changed)}{hint}")
 
 
+def warmup_warning(warmup_steps: int, total_steps: int, lr: float) -> str | None:
+    """A run shorter than its warmup never reaches --lr (``lr_multiplier`` is (step + 1) / warmup until
+    warmup, so the last step gets total / warmup of it) and never decays: worth one line, not an error."""
+    if warmup_steps <= total_steps:
+        return None
+    return (
+        f"--warmup-steps {warmup_steps} is longer than the run ({total_steps} steps): the learning rate "
+        f"peaks at {lr * total_steps / warmup_steps:.3g} ({total_steps}/{warmup_steps} of --lr {lr:g}) "
+        "and never decays; lower --warmup-steps to reach --lr"
+    )
+
+
 def _flat(data: dict[str, Any]) -> dict[str, Any]:
     """The objective's fields at top level, named like their CLI options (loss, bias, eps, ...)."""
     flat = {k: v for k, v in data.items() if k != "objective"}

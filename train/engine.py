@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
-from ..curate.io.report import StageReport
+from ..curate.io.report import StageReport, console
 from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
 from .compute import accumulate, micro_batches, optimizer_step
-from .config import TrainConfig
+from .config import TrainConfig, warmup_warning
 from .data import ChatEncoder, RowReader, VotedIndex, open_voted
 from .metrics import MetricsLog, describe, live_view, log_plain, summarise
 from .mfu import measure_matmul_peak, model_flops, peak_memory_gib, reset_peak_memory
@@ -105,6 +105,8 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
             raise InputError(f"{cfg.input}: the input changed since {weights_from} was written")
     step = int(state["step"]) if state else 0
     total = _run_length(cfg, index, state)
+    if note := warmup_warning(cfg.warmup_steps, total, cfg.lr):
+        console.print(f"[yellow]warning: {note}[/]", highlight=False, soft_wrap=True)
     end = _stop_step(cfg, step, total)  # checked before any weight loads
     config = load_config(weights_from)
     check_max_len(config, cfg.max_len)
