@@ -36,27 +36,38 @@ def _label_bars(ax, bars, labels: list[str]) -> None:
         )
 
 
-def all_positive_by_difficulty(groups: pl.DataFrame, path: Path) -> None:
-    """Share of labeled questions whose 16 teacher traces all agree, per dataset difficulty."""
+def difficulty_shares(groups: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Per dataset difficulty: labeled (``ok``) and all-positive questions, the rows worth a bar, and the
+    difficulties left out because they hold no labeled question (a 0/0 bar says nothing)."""
     per_difficulty = (
         groups.filter(pl.col("source") != "(all)")
         .group_by("difficulty")
         .agg(pl.col("ok").sum(), pl.col("all_positive").sum())
         .sort("difficulty", nulls_last=True)
+        .with_columns(pl.col("difficulty").cast(pl.String).fill_null("n/a"))
     )
-    names = ["n/a" if d is None else str(d) for d in per_difficulty["difficulty"]]
-    ok, positive = per_difficulty["ok"].to_list(), per_difficulty["all_positive"].to_list()
-    share = [p / o if o else 0.0 for p, o in zip(positive, ok)]
-    overall = sum(positive) / sum(ok) if sum(ok) else 0.0
+    empty = per_difficulty.filter(pl.col("ok") == 0)["difficulty"].to_list()
+    return per_difficulty.filter(pl.col("ok") > 0), empty
+
+
+def all_positive_by_difficulty(groups: pl.DataFrame, path: Path) -> None:
+    """Share of labeled questions whose 16 teacher traces all agree, per dataset difficulty."""
+    drawn, empty = difficulty_shares(groups)
+    ok, positive = drawn["ok"].to_list(), drawn["all_positive"].to_list()
     fig, ax = plt.subplots(figsize=(7, 4))
-    bars = ax.bar(names, share, color=_BLUE)
+    bars = ax.bar(drawn["difficulty"].to_list(), [p / o for p, o in zip(positive, ok)], color=_BLUE)
     _label_bars(ax, bars, [f"{p}/{o}" for p, o in zip(positive, ok)])
-    ax.axhline(overall, color=_ORANGE, linestyle="--", label=f"overall {overall:.0%}")
+    if sum(ok):
+        overall = sum(positive) / sum(ok)
+        ax.axhline(overall, color=_ORANGE, linestyle="--", label=f"overall {overall:.0%}")
+        ax.legend(loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "no labeled question", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 1.1)
-    ax.set_xlabel("dataset difficulty")
+    omitted = f" (no labeled question at {', '.join(empty)})" if empty else ""
+    ax.set_xlabel(f"dataset difficulty{omitted}")
     ax.set_ylabel("all-positive share of labeled questions")
     ax.set_title("Questions where every teacher trace agrees (A = 0 without the bias)")
-    ax.legend(loc="upper right")
     _save(fig, path)
 
 
@@ -74,40 +85,96 @@ def pass_rate_histogram(hist: pl.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
+ALWAYS_RIGHT = "(0.75, 1]"  # the Figure 2 bin of questions the base model (nearly) always solves
+
+
+def figure2_title(table: pl.DataFrame) -> str:
+    """What the data says, not what the blog found: how many all-positive questions the base model
+    solves at most 75% of the time, and how many it never solves."""
+    counts = dict(zip(table["base_pass_rate"].to_list(), table["questions"].to_list()))
+    total = sum(counts.values())
+    if not total:
+        return "No teacher all-positive question has base-model rollouts"
+    below, never = total - counts.get(ALWAYS_RIGHT, 0), counts.get("0", 0)
+    return (
+        f"Base model on the {total} questions every teacher trace gets right:\n"
+        f"pass rate ≤ 0.75 on {below} ({below / total:.0%}), never right on {never} ({never / total:.0%})"
+    )
+
+
 def figure2(table: pl.DataFrame, path: Path) -> None:
     """The blog's Figure 2: on questions the teacher always solves, how often does the base model?"""
     labels, counts = table["base_pass_rate"].to_list(), table["questions"].to_list()
     total = sum(counts)
     fig, ax = plt.subplots(figsize=(7, 4))
-    colors = [_GREY if label == "(0.75, 1]" else _BLUE for label in labels]
+    colors = [_GREY if label == ALWAYS_RIGHT else _BLUE for label in labels]
     bars = ax.bar(labels, counts, color=colors)
     _label_bars(ax, bars, [f"{c} ({c / total:.0%})" if total else "0" for c in counts])
     ax.set_xlabel("base model pass rate")
     ax.set_ylabel("teacher all-positive questions")
-    ax.set_title(f"Teacher always right, base model often not ({total} all-positive questions)")
+    ax.set_title(figure2_title(table), fontsize=10)
+    ax.margins(y=0.12)  # room for the count above the tallest bar
     _save(fig, path)
 
 
-def radar_chart(table: pl.DataFrame, labels: tuple[str, str], path: Path) -> None:
-    """``offcurate eval --compare``: one axis per benchmark, base and trained as two polygons, pass@1
-    and maj@k side by side. Each polygon is closed back to its first axis; radius 0-100%."""
+RADAR_MIN_BENCHMARKS = 3  # a polygon needs three axes: one benchmark is a dot, two a line
+
+
+def compare_chart(table: pl.DataFrame, labels: tuple[str, str], path: Path) -> str:
+    """``offcurate eval --compare``: pass@1 and maj@k side by side, base and trained per benchmark, as a
+    radar (three benchmarks or more) or grouped bars (fewer); returns which ("radar" or "bars")."""
+    kind = "radar" if table.height >= RADAR_MIN_BENCHMARKS else "bars"
+    polar = {"projection": "polar"} if kind == "radar" else {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.5 if polar else 4.5), subplot_kw=polar)
+    for ax, (metric, title) in zip(axes, (("pass_at_1", "pass@1"), ("maj_at_k", "maj@k"))):
+        values = [[100 * (v or 0.0) for v in table[f"{metric}_{side}"].to_list()] for side in _SIDES]
+        (_radar if polar else _bars)(ax, table["benchmark"].to_list(), values, labels)
+        ax.set_title(title, pad=18 if polar else 6)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, frameon=False)
+    # the legend sits below both panels, clear of the data; a radar's title needs room above its labels
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95 if polar else 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return kind
+
+
+_SIDES = ("base", "trained")
+# base: a larger hollow square drawn above the trained dot, so equal scores still show both
+_STYLE = (
+    {"color": _GREY, "marker": "s", "markersize": 9, "markerfacecolor": "none", "zorder": 3},
+    {"color": _BLUE, "marker": "o", "markersize": 5, "zorder": 2},
+)
+
+
+def _radar(ax, names: list[str], values: list[list[float]], labels: tuple[str, str]) -> None:
+    """One axis per benchmark, one closed polygon per model; radius 0-100%."""
     import math
 
-    names = table["benchmark"].to_list()
     angles = [2 * math.pi * i / len(names) for i in range(len(names))]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.5), subplot_kw={"projection": "polar"})
-    for ax, (metric, title) in zip(axes, (("pass_at_1", "pass@1"), ("maj_at_k", "maj@k"))):
-        for side, label, color in (("base", labels[0], _GREY), ("trained", labels[1], _BLUE)):
-            values = [100 * (v or 0.0) for v in table[f"{metric}_{side}"].to_list()]
-            ax.plot([*angles, angles[0]], [*values, values[0]], color=color, marker="o", label=label)
-            ax.fill([*angles, angles[0]], [*values, values[0]], color=color, alpha=0.15)
-        ax.set_xticks(angles)
-        ax.set_xticklabels(names, fontsize=9)
-        ax.tick_params(axis="x", pad=10)
-        ax.set_rlabel_position(180 / len(names))  # between the first two axes, off the polygons' corners
-        ax.set_ylim(0, 100)
-        ax.set_yticks([25, 50, 75, 100])
-        ax.set_yticklabels(["25", "50", "75", "100%"], fontsize=7)
-        ax.set_title(title, pad=18)
-    axes[0].legend(loc="upper right", bbox_to_anchor=(1.25, 1.15), fontsize=8)
-    _save(fig, path)
+    for side_values, label, style in zip(values, labels, _STYLE):
+        closed = [*side_values, side_values[0]]
+        ax.plot([*angles, angles[0]], closed, label=label, **style)
+        ax.fill([*angles, angles[0]], closed, color=style["color"], alpha=0.12)
+    ax.set_xticks(angles)
+    ax.set_xticklabels(names, fontsize=9)
+    ax.tick_params(axis="x", pad=10)
+    ax.set_rlabel_position(180 / len(names))  # between the first two axes, off the polygons' corners
+    ax.set_ylim(0, 100)
+    ax.set_yticks([25, 50, 75, 100])
+    ax.set_yticklabels(["25", "50", "75", "100%"], fontsize=7)
+
+
+def _bars(ax, names: list[str], values: list[list[float]], labels: tuple[str, str]) -> None:
+    """Base and trained side by side per benchmark, each bar with its score."""
+    width = 0.38
+    for offset, side_values, label, style in zip((-width / 2, width / 2), values, labels, _STYLE):
+        x = [i + offset for i in range(len(names))]
+        bars = ax.bar(x, side_values, width, label=label, color=style["color"])
+        _label_bars(ax, bars, [f"{v:.1f}" for v in side_values])
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names)
+    ax.set_xlim(-0.75, len(names) - 0.25)
+    ax.set_ylim(0, 110)
+    ax.set_yticks([0, 25, 50, 75, 100])
+    ax.set_ylabel("% of problems")

@@ -94,7 +94,8 @@ def eval_command(
     `offcurate rollout` does (chat template, k samples, resumable with --resume), into --responses.
 
     `--compare BASE TRAINED` reads two such folders and writes compare.parquet/compare.json (per-benchmark
-    deltas, trained minus base) and radar.png (one axis per benchmark, one polygon per model).
+    deltas, trained minus base) and radar.png (one axis per benchmark, one polygon per model;
+    grouped bars below three benchmarks).
     """
     compare = compare if compare and all(compare) else None  # click gives (None, None) when absent
     check_counts(("--workers", workers))

@@ -4,7 +4,8 @@
 
 Reads ``summary.parquet`` of both folders (base first, then trained), joins them on the benchmark name
 and writes ``compare.parquet``/``compare.json`` (pass@1 and maj@k of each, trained minus base) and
-``radar.png`` (one axis per benchmark, one polygon per folder). Benchmarks present in only one folder
+``radar.png`` (one axis per benchmark, one polygon per folder; grouped bars below three benchmarks,
+where a radar is a dot or a line). Benchmarks present in only one folder
 are listed in the report, never dropped silently; a k that differs between the two is flagged, since
 maj@k depends on k.
 """
@@ -111,7 +112,7 @@ def _delta(value: float | None) -> str:
 
 def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) -> Comparison:
     """Deltas trained - base per benchmark, written to ``output`` with the radar chart."""
-    from ..curate.figures import radar_chart
+    from ..curate.figures import compare_chart
 
     report = StageReport("eval --compare", output=str(output))
     base_summary, trained_summary = read_summary(base), read_summary(trained)
@@ -125,7 +126,7 @@ def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) ->
         table.write_parquet(tmp / "compare.parquet")
         meta = {"base": str(base), "trained": str(trained), "benchmarks": table.to_dicts()}
         (tmp / "compare.json").write_text(json.dumps(meta, indent=2) + "\n")
-        radar_chart(table, labels, tmp / "radar.png")
+        chart = compare_chart(table, labels, tmp / "radar.png")
         write_card(
             tmp,
             "Base vs trained (offcurate eval --compare)",
@@ -135,6 +136,7 @@ def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) ->
     report.counts.update(
         {
             "benchmarks compared": table.height,
+            "radar.png": "radar" if chart == "radar" else "bars (a radar needs 3 benchmarks)",
             "mean pass@1 delta (points)": 100 * float(table["pass_at_1_delta"].mean() or 0.0),
             "mean maj@k delta (points)": 100 * float(table["maj_at_k_delta"].mean() or 0.0),
         }
@@ -149,6 +151,6 @@ def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) ->
 
 COMPARE_CARD = """
 `compare.parquet` / `compare.json`: per benchmark present in both eval outputs, k, pass@1 and maj@k of the
-base and the trained model and the delta (trained minus base, as fractions). `radar.png`: one axis per
-benchmark, pass@1 (left) and maj@k (right), one polygon per model.
+base and the trained model and the delta (trained minus base, as fractions). `radar.png`: pass@1 (left)
+and maj@k (right), one axis per benchmark and one polygon per model (grouped bars below three benchmarks).
 """
