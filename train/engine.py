@@ -105,8 +105,6 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
             raise InputError(f"{cfg.input}: the input changed since {weights_from} was written")
     step = int(state["step"]) if state else 0
     total = _run_length(cfg, index, state)
-    if note := warmup_warning(cfg.warmup_steps, total, cfg.lr):
-        console.print(f"[yellow]warning: {note}[/]", highlight=False, soft_wrap=True)
     end = _stop_step(cfg, step, total)  # checked before any weight loads
     config = load_config(weights_from)
     check_max_len(config, cfg.max_len)
@@ -214,12 +212,16 @@ def _train_loop(s: Session) -> tuple[list[dict], int]:
     log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
     n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
     rows, last_saved = [], s.step
+    note = warmup_warning(cfg.warmup_steps, s.total, cfg.lr)
     view, task = live_view(s.end, s.step)
     with view:
         while s.step < s.end:
             batch = s.stream.next_step()
             if batch is None:
                 break
+            if note:  # said once there is something to train, so a run that fails stays one line
+                console.print(f"[yellow]warning: {note}[/]", highlight=False, soft_wrap=True)
+                note = None
             row = _train_step(s, batch, n_params, peak_flops)
             log.write(row)
             rows.append(row)
