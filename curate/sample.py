@@ -28,6 +28,7 @@ from .io.shards import (
     ShardWriter,
     atomic_output,
     check_columns,
+    check_output,
     is_float,
     is_string,
     iter_batches,
@@ -163,6 +164,7 @@ def run_sample(
     seed: int = 0,
     overwrite: bool = False,
 ) -> StageReport:
+    check_output(output, overwrite, (input_dir, base))
     report = StageReport("sample", output=str(output))
     shards = trajectory_shards(input_dir)
     questions = read_questions(input_dir).filter(pl.col("status") == "ok")
@@ -185,7 +187,7 @@ def run_sample(
     keep = keep_per_question(index, max_per_question, seed).join(
         chosen.select("question_id", "bucket"), on="question_id"
     )
-    with atomic_output(output, overwrite) as tmp:
+    with atomic_output(output, overwrite, inputs=(input_dir, base)) as tmp:
         (tmp / "trajectories").mkdir()
         (tmp / "questions").mkdir()
         written = _write_trajectories(shards, keep, tmp / "trajectories")
