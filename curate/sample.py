@@ -198,7 +198,8 @@ def run_sample(
         table = bucket_table(names, available, targets, chosen, keep)
         table.write_parquet(tmp / "buckets.parquet")
         title = "Training mix (offcurate sample)"
-        write_vote_layout_card(tmp, title, SAMPLE_CARD, MIX_TRAJECTORY_SCHEMA, MIX_QUESTION_SCHEMA)
+        extra = {"buckets": ("buckets.parquet", table.to_arrow().schema)}
+        write_vote_layout_card(tmp, title, SAMPLE_CARD, MIX_TRAJECTORY_SCHEMA, MIX_QUESTION_SCHEMA, extra)
     report.counts.update(
         {
             "bucket by": bucket_by,

@@ -66,15 +66,17 @@ def write_card(folder: Path, title: str, body: str, configs: dict[str, tuple[str
 
 
 def write_vote_layout_card(
-    folder: Path, title: str, body: str, trajectories: pa.Schema, questions: pa.Schema
+    folder: Path,
+    title: str,
+    body: str,
+    trajectories: pa.Schema,
+    questions: pa.Schema,
+    extra: dict[str, tuple[str, pa.Schema]] | None = None,
 ) -> None:
-    """The card of a folder in the vote layout (``vote`` output, ``sample`` mix): two configs."""
-    write_card(
-        folder,
-        title,
-        body,
-        {
-            "trajectories": ("trajectories/*.parquet", trajectories),
-            "questions": ("questions/*.parquet", questions),
-        },
-    )
+    """The card of a folder in the vote layout (``vote`` output, ``sample`` mix): two configs, plus
+    ``extra`` ones (the mix's ``buckets``)."""
+    configs = {
+        "trajectories": ("trajectories/*.parquet", trajectories),
+        "questions": ("questions/*.parquet", questions),
+    }
+    write_card(folder, title, body, {**configs, **(extra or {})})
