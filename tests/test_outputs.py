@@ -22,7 +22,6 @@ from offcurate.curate.io import output as output_module
 from offcurate.curate.io.card import write_card
 from offcurate.curate.io.errors import OffcurateError, OutputExistsError
 from offcurate.curate.io.output import atomic_output
-from offcurate.data import SAMPLE_DIR
 
 
 def run_cli(monkeypatch, capsys, *args):
@@ -67,19 +66,9 @@ def test_card_front_matter_reads_back_as_written(tmp_path, configs):
     ]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    if not list(SAMPLE_DIR.glob("*.parquet")):
-        pytest.skip("embedded sample not generated")
-    out = tmp_path_factory.mktemp("outputs") / "demo"
-    argv, sys.argv = sys.argv, ["offcurate", "pipeline", "-o", str(out), "--workers", "1"]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        sys.argv = argv
-    assert exit_info.value.code == 0
-    return out
+@pytest.fixture
+def demo(sample_pipeline):
+    return sample_pipeline
 
 
 EXPECTED_ROWS = {

@@ -14,18 +14,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pipeline") / "demo"
-    argv = sys.argv
-    sys.argv = ["offcurate", "pipeline", "-o", str(out), "--workers", "2"]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        sys.argv = argv
-    assert exit_info.value.code == 0
-    return out
+@pytest.fixture
+def run(sample_pipeline):
+    return sample_pipeline
 
 
 def test_stage_folders_and_cards(run):
