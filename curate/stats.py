@@ -202,4 +202,5 @@ number of all-positive questions (every teacher trace agrees with the majority) 
 questions, the mean teacher pass rate. `pass_rate_hist.parquet`: ok questions per teacher pass rate.
 `buckets.parquet`: one difficulty bucket per question. With base rollouts: `base_pass_rate.parquet` and
 `figure2.parquet`/`figure2.png`: how often the base model is right on questions the teacher always gets right.
+Each table is a config of its own name: `datasets.load_dataset(THIS_FOLDER, "buckets", split="train")`.
 """

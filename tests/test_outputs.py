@@ -219,7 +219,7 @@ WRITE_FAULTS = {
 @pytest.mark.parametrize("case", list(WRITE_FAULTS))
 def test_a_write_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, case):
     """Faults injected in-process (tests run as root, so a chmod'ed folder would still be writable); a real
-    full tmpfs is exercised by ``test_a_real_full_disk``."""
+    tmpfs is exercised by ``test_a_real_small_or_read_only_disk``."""
     command, target, fault, message = WRITE_FAULTS[case]
     raw = write_ot3(tmp_path / "raw", [group_rows("q", ["1", "1", "2"])])
     inputs = {"filter": raw, "stats": write_voted_groups(tmp_path / "voted", {"q": ["1", "1", "2"]})}
@@ -234,16 +234,22 @@ def test_a_write_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, c
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_a_real_full_disk(tmp_path, monkeypatch, capsys):
-    """A 64 KB tmpfs: the sample's raw shards do not fit. Needs mount rights (root in a container)."""
+@pytest.mark.parametrize(
+    "options, message",
+    [("size=64k", "No space left on device"), ("ro,size=64k", "Read-only file system")],
+    ids=["full", "read_only"],
+)
+def test_a_real_small_or_read_only_disk(tmp_path, monkeypatch, capsys, options, message):
+    """A 64 KB tmpfs (the sample's raw shards do not fit), or a read-only one. Needs mount rights (root in a
+    container); skipped elsewhere, where the injected faults above still run."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)]
     if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         code, err = run_cli(monkeypatch, capsys, "download", "--sample", "-o", mnt / "raw")
-        assert code == 2 and "No space left on device" in one_line(err)
+        assert code == 2 and message in one_line(err)
         assert list(mnt.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
