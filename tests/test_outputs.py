@@ -96,20 +96,28 @@ with output_lock(Path(sys.argv[1])):
 """
 
 
-def test_a_second_writer_of_the_same_output_is_refused(demo, tmp_path, monkeypatch, capsys):
-    out = tmp_path / "voted"
+@pytest.mark.parametrize("command", ["vote", "train"])
+def test_a_second_writer_of_the_same_output_is_refused(demo, tmp_path, monkeypatch, capsys, command):
+    if command == "train":
+        pytest.importorskip("torch")
+    args = {
+        "vote": ["vote", "-i", demo / "math", "--workers", "1"],
+        "train": ["train", "-i", demo / "voted", "--model", "tiny-random", "--max-steps", "1"],
+    }[command]
+    out = tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code, err = run_cli(monkeypatch, capsys, "vote", "-i", demo / "math", "-o", out, "--workers", "1")
+        code, err = run_cli(monkeypatch, capsys, *args, "-o", out)
         assert code == 2
         assert f"another offcurate process (pid {holder.pid}) is writing this output" in one_line(err)
     finally:
         holder.kill()
         holder.wait()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".voted.lock"]  # left by the killed holder
-    code, err = run_cli(monkeypatch, capsys, "vote", "-i", demo / "math", "-o", out, "--workers", "1")
-    assert code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["voted"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock"]  # left by the killed holder
+    if command == "vote":  # the lock of a dead process does not block
+        code, err = run_cli(monkeypatch, capsys, *args, "-o", out)
+        assert code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path):
@@ -158,6 +166,7 @@ def _stage_args(tmp_path: Path, source: Path) -> dict[str, list]:
         "eval": ["eval", "-b", bench, "--responses", source],
         "compare": ["eval", "--compare", tmp_path / "elsewhere", source],
         "pipeline": ["pipeline", "-i", source],
+        "train": ["train", "-i", source, "--model", "tiny-random"],
     }
 
 
@@ -170,9 +179,12 @@ RELATIONS = {
 
 @pytest.mark.parametrize("relation", list(RELATIONS))
 @pytest.mark.parametrize(
-    "stage", ["filter", "vote", "stats", "stats_base", "sample", "rollout", "eval", "compare", "pipeline"]
+    "stage",
+    ["filter", "vote", "stats", "stats_base", "sample", "rollout", "eval", "compare", "pipeline", "train"],
 )
 def test_output_over_inside_or_around_an_input_is_refused(tmp_path, monkeypatch, capsys, stage, relation):
+    if stage == "train":
+        pytest.importorskip("torch")
     source = tmp_path / "work" / "in"
     write_ot3(source, [group_rows("q", ["1", "1"])])
     (tmp_path / "elsewhere").mkdir()
