@@ -312,12 +312,29 @@ def _bad_math(folder: Path) -> tuple[int, str]:
     return 3, "response"
 
 
+def _bad_voted(folder: Path) -> tuple[int, str]:
+    voted = write_voted_groups(folder.parent / "good", {"q": ["1", "1", "2"], "r": ["3", "3"]}, shards=1)
+    shard = next((voted / "trajectories").glob("*.parquet"))
+    table = pq.read_table(shard)
+    column = table.schema.get_field_index("response")
+    table = table.set_column(column, "response", _invalid(table.column("response").to_pylist(), bad=4))
+    (folder / "trajectories").mkdir(parents=True)
+    pq.write_table(table, folder / "trajectories" / "a.parquet")
+    return 4, "response"
+
+
 @pytest.mark.parametrize(
     "command, make, flags",
-    [("filter", _bad_raw, []), ("vote", _bad_math, ["--workers", "1"])],
-    ids=["filter", "vote"],
+    [
+        ("filter", _bad_raw, []),
+        ("vote", _bad_math, ["--workers", "1"]),
+        ("train", _bad_voted, ["--model", "tiny-random", "--max-steps", "1"]),
+    ],
+    ids=["filter", "vote", "train"],
 )
 def test_invalid_utf8_names_file_row_and_column(tmp_path, monkeypatch, capsys, command, make, flags):
+    if command == "train":
+        pytest.importorskip("torch")
     row, column = make(tmp_path / "in")
     code, err = run_cli(monkeypatch, capsys, command, "-i", tmp_path / "in", "-o", tmp_path / "out", *flags)
     assert code == 2
