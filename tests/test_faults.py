@@ -102,14 +102,6 @@ def appears(pattern: str) -> Callable[[Path], bool]:
 
 # name: (inputs linked from the reference, command, output, its reference, kill point, signal)
 CASES = {
-    "download_sigint_copying": (
-        [],
-        ["download", "--sample", "-o", "raw"],
-        "raw",
-        "demo/raw",
-        appears(".raw.tmp-*/data"),
-        "INT",
-    ),
     "filter_sigkill_writing": (
         ["demo/raw"],
         ["filter", "-i", "raw", "-o", "math"],

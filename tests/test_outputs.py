@@ -164,6 +164,7 @@ def _stage_args(tmp_path: Path, source: Path) -> dict[str, list]:
         "sample": ["sample", "-i", source],
         "rollout": ["rollout", "-i", source, "--model", "tiny-random"],
         "eval": ["eval", "-b", bench, "--responses", source],
+        "eval_model": ["eval", "-b", bench, "--model", "tiny-random", "--responses", source],
         "compare": ["eval", "--compare", tmp_path / "elsewhere", source],
         "pipeline": ["pipeline", "-i", source],
         "train": ["train", "-i", source, "--model", "tiny-random"],
@@ -180,7 +181,19 @@ RELATIONS = {
 @pytest.mark.parametrize("relation", list(RELATIONS))
 @pytest.mark.parametrize(
     "stage",
-    ["filter", "vote", "stats", "stats_base", "sample", "rollout", "eval", "compare", "pipeline", "train"],
+    [
+        "filter",
+        "vote",
+        "stats",
+        "stats_base",
+        "sample",
+        "rollout",
+        "eval",
+        "eval_model",
+        "compare",
+        "pipeline",
+        "train",
+    ],
 )
 def test_output_over_inside_or_around_an_input_is_refused(tmp_path, monkeypatch, capsys, stage, relation):
     if stage == "train":
