@@ -140,6 +140,26 @@ def test_an_empty_output_folder_is_filled(tmp_path):
     assert listing(tmp_path / "out") == {"a.txt": b"a"}
 
 
+@pytest.mark.parametrize("swap", ["renameat2_exchange", "two_renames"])
+def test_overwrite_replaces_the_output_and_leaves_nothing_else(tmp_path, monkeypatch, swap):
+    if swap == "two_renames":  # filesystems without RENAME_EXCHANGE
+        monkeypatch.setattr(output_module, "exchange", lambda a, b: False)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with atomic_output(tmp_path / "out", overwrite=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert listing(tmp_path) == {"out/new.txt": b"new"}
+
+
+def test_exchange_swaps_two_folders(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.txt").write_text(name)
+    if not output_module.exchange(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("renameat2(RENAME_EXCHANGE) not available here")
+    assert listing(tmp_path) == {"a/b.txt": b"b", "b/a.txt": b"a"}
+
+
 def test_a_rerun_removes_what_an_interrupted_run_left(tmp_path):
     for stale in (".out.tmp-999999", ".out.old-999998"):
         (tmp_path / stale).mkdir()

@@ -18,11 +18,13 @@ Why each piece:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -98,9 +100,12 @@ def _publish(tmp: Path, output: Path, overwrite: bool) -> None:
     """Rename ``tmp`` to ``output``; without ``overwrite`` the rename itself refuses a non-empty target."""
     if overwrite and output.exists():
         old = output.parent / f".{output.name}.old-{os.getpid()}"
-        output.rename(old)
-        tmp.rename(output)
-        if old.is_dir():
+        if exchange(tmp, output):  # one atomic step: no moment without an output
+            tmp.rename(old)
+        else:
+            output.rename(old)
+            tmp.rename(output)
+        if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
         else:
             old.unlink()
@@ -114,6 +119,23 @@ def _publish(tmp: Path, output: Path, overwrite: bool) -> None:
             f"{output}: appeared while this run was writing it; refusing to replace it (nothing was "
             "written; pass --overwrite to replace it)"
         ) from None
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system
+    or the filesystem cannot, so the caller falls back to two renames."""
+    function = (
+        getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform == "linux" else None
+    )
+    if function is None:
+        return False
+    at_cwd, rename_exchange = -100, 2
+    if function(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 @contextlib.contextmanager
