@@ -4,10 +4,11 @@
         ...write into tmp...                 # renamed to ``output`` only if the block succeeds
 
 Why each piece:
-- a temporary sibling ``.OUT.tmp-PID`` renamed into place, so an interrupted run never leaves a folder
-  that looks complete; a rerun removes the siblings an interrupted run (even ``kill -9``) left behind;
+- a temporary sibling ``.OUT.tmp-PID`` renamed into place (``--overwrite``: swapped in one step with
+  ``renameat2(RENAME_EXCHANGE)``), so an interrupted run never leaves a folder that looks complete; a rerun
+  removes the siblings an interrupted run (even ``kill -9``) left behind;
 - a lock (``flock`` on ``.OUT.lock``, released by the kernel when the process dies), so a second writer
-  of the same output stops at once instead of silently replacing the first one's finished result; the
+  of the same output stops (exit 2) instead of silently replacing the first one's finished result; the
   final rename without ``--overwrite`` also refuses a folder that appeared meanwhile (``rename(2)`` fails
   on a non-empty target), whoever made it;
 - output equal to, inside or around an input is refused: ``--overwrite`` would delete the input, and an
