@@ -208,7 +208,10 @@ def pipeline(
 ) -> None:
     """Run download (embedded sample) -> filter -> vote -> stats into OUTPUT/{raw,math,voted,stats}.
 
-    Needs no network: by default it starts from the embedded OpenThoughts3-shaped sample.
+    Needs no network: by default it starts from the embedded OpenThoughts3-shaped sample. Each stage folder
+    is written atomically and OUTPUT/pipeline.json says whether the run is complete. Interrupted? Run the same
+    command again: finished stages are kept and the rest run (other options are refused; --overwrite starts
+    over).
     """
     from .curate.io.report import console, summary_table
     from .curate.pipeline import run_pipeline

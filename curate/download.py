@@ -45,6 +45,7 @@ from .. import data as sample_data
 from .hub import ShardBytes, hub_errors
 from .io.card import write_card
 from .io.errors import InputError, OffcurateError, OutputExistsError
+from .io.output import output_lock, write_errors
 from .io.report import StageReport, progress
 from .io.shards import atomic_output, open_shard
 
@@ -79,10 +80,26 @@ def download(
     ``endpoint`` defaults to HF_ENDPOINT (https://huggingface.co), ``token`` to HF_TOKEN or the saved login.
     ``output`` may be empty, missing, or a previous download of the same repo (which is resumed); anything
     else needs ``overwrite``, which replaces the folder once the Hub (or, offline, the cache) has answered.
+    One download writes a folder at a time (a second one is refused, ``output_lock``).
     """
     output = Path(output)
     if max_shards is not None and max_shards < 1:
         raise OffcurateError(f"--max-shards must be at least 1 (got {max_shards})")
+    with write_errors(output):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(output):
+            return _download(output, repo_id, revision, max_shards, endpoint, token, overwrite)
+
+
+def _download(
+    output: Path,
+    repo_id: str,
+    revision: str,
+    max_shards: int | None,
+    endpoint: str | None,
+    token: str | None,
+    overwrite: bool,
+) -> StageReport:
     report = StageReport("download", output=str(output))
     previous = _previous_download(output, repo_id, overwrite)
     if _offline():

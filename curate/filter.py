@@ -25,6 +25,7 @@ from .io.shards import (
     ShardWriter,
     atomic_output,
     check_columns,
+    check_output,
     is_integer,
     is_string,
     iter_batches,
@@ -108,6 +109,7 @@ def _kept_rows(path: Path, domains: set[str], columns: list[str]):
 def run_filter(
     input_dir: Path, output: Path, domains: tuple[str, ...] = ("math",), overwrite: bool = False
 ) -> StageReport:
+    check_output(output, overwrite, (input_dir,))
     report = StageReport("filter", output=str(output))
     shards = list_shards(input_dir)
     total_rows = 0
@@ -139,7 +141,7 @@ def run_filter(
 
     # Pass 2: write one output shard per input shard that kept anything.
     kept = 0
-    with atomic_output(output, overwrite) as tmp, progress() as bar:
+    with atomic_output(output, overwrite, inputs=(input_dir,)) as tmp, progress() as bar:
         task = bar.add_task("filter: write", total=total_rows)
         written: list[Path] = []
         for shard_no, path in enumerate(shards):

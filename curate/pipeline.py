@@ -3,16 +3,24 @@
     offcurate pipeline -o runs/demo                 # the embedded sample, no network
     offcurate pipeline -i data/raw -o runs/full     # shards you already downloaded
 
-Each stage writes its own sub-folder (``raw/ math/ voted/ stats/``) atomically, so a run that fails
-half-way leaves the finished stages in place and no half-written one.
+Each stage writes its own sub-folder (``raw/ math/ voted/ stats/``) atomically, so a stage folder that is
+there is complete. ``pipeline.json`` records the run's options and ``"complete": true`` once the last stage
+is in place. Run the same command again after an interruption and it resumes: the finished stages are
+kept, the rest run again (other options are refused, so a run never mixes two settings). A complete run
+is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
-from .io.errors import OutputExistsError
+from .io.errors import OffcurateError, OutputExistsError
+from .io.output import check_distinct, output_lock, write_errors
 from .io.report import StageReport
+
+RECORD = "pipeline.json"
 
 
 def run_pipeline(
@@ -24,31 +32,92 @@ def run_pipeline(
     base_rollouts: Path | None = None,
     overwrite: bool = False,
 ) -> list[StageReport]:
+    output = Path(output)
+    check_distinct(output, (input_dir, base_rollouts))
+    options = {
+        "input": str(Path(input_dir).resolve()) if input_dir else "embedded sample",
+        "domains": list(domains),
+        "timeout": timeout,
+        "base_rollouts": str(Path(base_rollouts).resolve()) if base_rollouts else None,
+    }
+    with write_errors(output):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(output):
+            resume = _resumable(output, options, overwrite)
+            output.mkdir(exist_ok=True)
+            _record(output, options, complete=False)
+            reports = _run_stages(output, input_dir, domains, workers, timeout, base_rollouts, resume)
+            _record(output, options, complete=True)
+    return reports
+
+
+def _run_stages(
+    output: Path,
+    input_dir: Path | None,
+    domains: tuple[str, ...],
+    workers: int | None,
+    timeout: float | None,
+    base_rollouts: Path | None,
+    resume: bool,
+) -> list[StageReport]:
+    """Each stage in turn; with ``resume`` a stage folder already there is kept, until one runs again."""
     from .download import write_sample
     from .filter import run_filter
     from .stats import run_stats
     from .vote import run_vote
 
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{output}: output folder exists and is not empty (pass --overwrite)")
-    reports = []
-    raw = input_dir
-    if raw is None:
-        raw = output / "raw"
-        reports.append(write_sample(raw, overwrite=True))
-    reports.append(run_filter(raw, output / "math", domains=domains, overwrite=True))
-    reports.append(
-        run_vote(output / "math", output / "voted", workers=workers, timeout=timeout, overwrite=True)
-    )
-    reports.append(
-        run_stats(
+    raw = output / "raw" if input_dir is None else input_dir
+    steps = {
+        "raw": lambda out: write_sample(out, overwrite=True),
+        "math": lambda out: run_filter(raw, out, domains=domains, overwrite=True),
+        "voted": lambda out: run_vote(output / "math", out, workers=workers, timeout=timeout, overwrite=True),
+        "stats": lambda out: run_stats(
             output / "voted",
-            output / "stats",
+            out,
             base_rollouts=base_rollouts,
             workers=workers,
             timeout=timeout,
             overwrite=True,
-        )
-    )
+        ),
+    }
+    if input_dir is not None:
+        del steps["raw"]
+    reports = []
+    for name, step in steps.items():
+        if resume and (output / name).is_dir():
+            kept = StageReport(name, output=str(output / name))
+            kept.counts["resumed"] = "kept (finished by an earlier run)"
+            reports.append(kept.finish())
+            continue
+        resume = False  # a stage ran again: every later one must too
+        reports.append(step(output / name))
     return reports
+
+
+def _resumable(output: Path, options: dict, overwrite: bool) -> bool:
+    """True to resume an unfinished run of the same options; False to start afresh; else refuse."""
+    if overwrite or not output.exists() or (output.is_dir() and not any(output.iterdir())):
+        return False
+    try:
+        record = json.loads((output / RECORD).read_text())
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or "options" not in record:
+        raise OutputExistsError(f"{output}: output folder exists and is not empty (pass --overwrite)")
+    if record.get("complete"):
+        raise OutputExistsError(f"{output}: holds a finished pipeline run (pass --overwrite to run it again)")
+    changed = [k for k, v in options.items() if record["options"].get(k) != v]
+    if changed:
+        was = ", ".join(f"{k}={record['options'].get(k)!r}" for k in changed)
+        raise OffcurateError(
+            f"{output}: holds an unfinished pipeline run with other options ({was}); run it with those "
+            "to resume it, or pass --overwrite to start over"
+        )
+    return True
+
+
+def _record(output: Path, options: dict, complete: bool) -> None:
+    """Replace ``pipeline.json`` atomically (an interrupted write never leaves half a record)."""
+    tmp = output / f".{RECORD}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({"options": options, "complete": complete}, indent=2))
+    os.replace(tmp, output / RECORD)

@@ -29,6 +29,7 @@ from .io.shards import (
     ShardWriter,
     atomic_output,
     check_columns,
+    check_output,
     is_float,
     is_string,
     iter_batches,
@@ -166,6 +167,7 @@ def run_sample(
     seed: int = 0,
     overwrite: bool = False,
 ) -> StageReport:
+    check_output(output, overwrite, (input_dir, base))
     report = StageReport("sample", output=str(output))
     shards = trajectory_shards(input_dir)
     questions = read_questions(input_dir).filter(pl.col("status") == "ok")
@@ -188,7 +190,7 @@ def run_sample(
     keep = keep_per_question(index, max_per_question, seed).join(
         chosen.select("question_id", "bucket"), on="question_id"
     )
-    with atomic_output(output, overwrite) as tmp:
+    with atomic_output(output, overwrite, inputs=(input_dir, base)) as tmp:
         (tmp / "trajectories").mkdir()
         (tmp / "questions").mkdir()
         written = _write_trajectories(shards, keep, tmp / "trajectories")
@@ -199,7 +201,8 @@ def run_sample(
         table = bucket_table(names, available, targets, chosen, keep)
         table.write_parquet(tmp / "buckets.parquet")
         title = "Training mix (offcurate sample)"
-        write_vote_layout_card(tmp, title, SAMPLE_CARD, MIX_TRAJECTORY_SCHEMA, MIX_QUESTION_SCHEMA)
+        extra = {"buckets": ("buckets.parquet", table.to_arrow().schema)}
+        write_vote_layout_card(tmp, title, SAMPLE_CARD, MIX_TRAJECTORY_SCHEMA, MIX_QUESTION_SCHEMA, extra)
     report.counts.update(
         {
             "bucket by": bucket_by,

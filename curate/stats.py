@@ -24,6 +24,7 @@ from .io.report import StageReport
 from .io.shards import (
     atomic_output,
     check_columns,
+    check_output,
     is_bool,
     is_float,
     is_integer,
@@ -143,6 +144,8 @@ def run_stats(
 
     if bucket_by not in STATS_MEASURES:
         raise InputError(f"--bucket-by must be one of {', '.join(STATS_MEASURES)}, got {bucket_by}")
+    inputs = (input_dir,) if base_rollouts is None else (input_dir, base_rollouts)
+    check_output(output, overwrite, inputs)
     report = StageReport("stats", output=str(output))
     questions = read_questions(input_dir)
     groups = group_stats(questions)
@@ -154,23 +157,18 @@ def run_stats(
     if base_rollouts is not None:
         base = score_base_rollouts(questions, base_rollouts, workers or os.cpu_count() or 1, timeout)
 
-    with atomic_output(output, overwrite) as tmp:
-        groups.write_parquet(tmp / "by_group.parquet")
-        hist.write_parquet(tmp / "pass_rate_hist.parquet")
-        buckets.write_parquet(tmp / "buckets.parquet")
+    tables = {"by_group": groups, "pass_rate_hist": hist, "buckets": buckets}
+    if base is not None:
+        tables.update(base_pass_rate=base, figure2=figure2_table(base))
+    with atomic_output(output, overwrite, inputs=inputs) as tmp:
+        for name, table in tables.items():
+            table.write_parquet(tmp / f"{name}.parquet")
         figures.all_positive_by_difficulty(groups, tmp / "all_positive_by_difficulty.png")
         figures.pass_rate_histogram(hist, tmp / "pass_rate_hist.png")
         if base is not None:
-            base.write_parquet(tmp / "base_pass_rate.parquet")
-            fig2 = figure2_table(base)
-            fig2.write_parquet(tmp / "figure2.parquet")
-            figures.figure2(fig2, tmp / "figure2.png")
-        write_card(
-            tmp,
-            "Curation statistics (offcurate stats)",
-            STATS_CARD,
-            {"by_group": ("by_group.parquet", groups.to_arrow().schema)},
-        )
+            figures.figure2(tables["figure2"], tmp / "figure2.png")
+        configs = {name: (f"{name}.parquet", table.to_arrow().schema) for name, table in tables.items()}
+        write_card(tmp, "Curation statistics (offcurate stats)", STATS_CARD, configs)
 
     overall = groups.filter(pl.col("source") == "(all)").row(0, named=True)
     report.counts.update(
@@ -204,4 +202,5 @@ number of all-positive questions (every teacher trace agrees with the majority) 
 questions, the mean teacher pass rate. `pass_rate_hist.parquet`: ok questions per teacher pass rate.
 `buckets.parquet`: one difficulty bucket per question. With base rollouts: `base_pass_rate.parquet` and
 `figure2.parquet`/`figure2.png`: how often the base model is right on questions the teacher always gets right.
+Each table is a config of its own name: `datasets.load_dataset(THIS_FOLDER, "buckets", split="train")`.
 """

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .answers.equivalence import LabelQuestion
-from .answers.pool import VerifyPool
+from .answers.pool import VerifyPool, die_with_parent
 from .io.card import write_vote_layout_card
 from .io.errors import InputError
 from .io.report import StageReport, progress
@@ -33,6 +33,7 @@ from .io.shards import (
     ShardWriter,
     atomic_output,
     check_columns,
+    check_output,
     is_bool,
     is_integer,
     is_string,
@@ -86,6 +87,7 @@ def run_vote(
     ``rows_per_partition`` sizes the spill partitions (tests shrink it to exercise many)."""
     if not 0 <= shard_index < num_shards:
         raise InputError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
+    check_output(output, overwrite, (input_dir,))
     workers = workers or os.cpu_count() or 1
     report = StageReport("vote", output=str(output))
     shards = list_shards(input_dir)
@@ -100,8 +102,10 @@ def run_vote(
 
     spawn = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
     with (
-        atomic_output(output, overwrite) as tmp,
-        ProcessPoolExecutor(min(workers, len(shards)), mp_context=spawn) as executor,
+        atomic_output(output, overwrite, inputs=(input_dir,)) as tmp,
+        ProcessPoolExecutor(
+            min(workers, len(shards)), mp_context=spawn, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as executor,
         VerifyPool(LabelQuestion(), workers, timeout, start=False) as pool,
     ):
         pool.start()  # workers import math-verify while pass 1 runs

@@ -109,6 +109,7 @@ def eval_command(
         return
     if not benchmark or (responses is None and model is None):
         raise OffcurateError(USAGE)
+    from ..curate.io.shards import check_output
     from .benchmarks import benchmark_questions, load_benchmarks
     from .evaluate import evaluate
 
@@ -118,11 +119,12 @@ def eval_command(
         run = opts.generation(
             model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype
         )
+    responses = responses or output.parent / f"{output.name}-responses"  # None only with --model
+    check_output(output, overwrite, (responses,))  # before sampling, so a refusal costs nothing
     benchmarks = load_benchmarks(benchmark)
     if run is not None:
         from ..rollout.stage import rollout_questions
 
-        responses = responses or output.parent / f"{output.name}-responses"
         rollout_questions(
             benchmark_questions(benchmarks), responses, run, resume=resume, overwrite=overwrite
         ).print()

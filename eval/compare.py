@@ -22,7 +22,15 @@ from rich.table import Table
 from ..curate.io.card import write_card
 from ..curate.io.errors import InputError
 from ..curate.io.report import StageReport, console
-from ..curate.io.shards import atomic_output, check_columns, is_float, is_integer, is_string, read_table
+from ..curate.io.shards import (
+    atomic_output,
+    check_columns,
+    check_output,
+    is_float,
+    is_integer,
+    is_string,
+    read_table,
+)
 
 SUMMARY_COLUMNS = {
     "benchmark": ("string", is_string),
@@ -114,6 +122,7 @@ def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) ->
     """Deltas trained - base per benchmark, written to ``output`` with the radar chart."""
     from ..curate.figures import compare_chart
 
+    check_output(output, overwrite, (base, trained))
     report = StageReport("eval --compare", output=str(output))
     base_summary, trained_summary = read_summary(base), read_summary(trained)
     table = deltas(base_summary, trained_summary)
@@ -122,7 +131,7 @@ def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) ->
     labels = (Path(base).name, Path(trained).name)
     if labels[0] == labels[1]:
         labels = ("base", "trained")
-    with atomic_output(output, overwrite) as tmp:
+    with atomic_output(output, overwrite, inputs=(base, trained)) as tmp:
         table.write_parquet(tmp / "compare.parquet")
         meta = {"base": str(base), "trained": str(trained), "benchmarks": table.to_dicts()}
         (tmp / "compare.json").write_text(json.dumps(meta, indent=2) + "\n")

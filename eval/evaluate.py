@@ -35,7 +35,7 @@ from ..curate.answers.scoring import ScoreProblem
 from ..curate.io.card import write_card
 from ..curate.io.errors import InputError
 from ..curate.io.report import StageReport, console
-from ..curate.io.shards import atomic_output
+from ..curate.io.shards import atomic_output, check_output
 from ..rollout.reader import read_rollout_answers, run_jobs
 from .benchmarks import Benchmark, load_benchmarks
 
@@ -176,6 +176,7 @@ def evaluate(
 
     ``benchmarks`` are loaded ``Benchmark``s (what a caller that generated the responses already holds)
     or benchmark file paths (what the CLI passes); either way their names must differ."""
+    check_output(output, overwrite, (responses,))
     report = StageReport("eval", output=str(output))
     benchmarks = load_benchmarks(benchmarks)
     names = [b.name for b in benchmarks]
@@ -189,7 +190,7 @@ def evaluate(
         )
     results, killed = score_problems(joined, workers or os.cpu_count() or 1, timeout)
     summary = summarize(results, names)
-    with atomic_output(output, overwrite) as tmp:
+    with atomic_output(output, overwrite, inputs=(responses,)) as tmp:
         results.write_parquet(tmp / "results.parquet")
         summary.write_parquet(tmp / "summary.parquet")
         meta = {"responses": str(responses), "timeout": timeout, "benchmarks": summary.to_dicts()}

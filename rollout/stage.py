@@ -28,8 +28,9 @@ import pyarrow.parquet as pq
 
 from ..curate.io.card import write_card
 from ..curate.io.errors import InputError, OutputExistsError
+from ..curate.io.output import output_lock, write_errors
 from ..curate.io.report import StageReport, progress
-from ..curate.io.shards import ShardWriter, atomic_output, shard_name
+from ..curate.io.shards import ShardWriter, atomic_output, check_output, shard_name
 from ..train.extra import require_train_extra
 from .generate import Completion, Generation, open_generator
 from .questions import load_questions
@@ -168,15 +169,9 @@ def run_rollout(
     overwrite: bool = False,
 ) -> StageReport:
     """``offcurate rollout``: the selected questions of ``input_dir`` (see ``rollout_questions``)."""
-    _check_output(output, overwrite)
+    check_output(output, overwrite, (input_dir,))
     questions = load_questions(input_dir, select, limit)
     return rollout_questions(questions, output, generation, resume=resume, overwrite=overwrite)
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{output}: output folder exists and is not empty (pass --overwrite)")
 
 
 def rollout_questions(
@@ -189,12 +184,20 @@ def rollout_questions(
     """k samples for each distinct question of ``questions`` (columns question_id, question) into
     ``output``; ``eval --model`` calls this with the benchmarks' problems."""
     require_train_extra("sampling a model (rollout, eval --model)")
+    output = Path(output)
+    check_output(output, overwrite)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with write_errors(output), output_lock(output):  # one writer of the output and its .partial at a time
+        return _sample(questions, output, generation, resume, overwrite)
+
+
+def _sample(
+    questions: pl.DataFrame, output: Path, generation: Generation, resume: bool, overwrite: bool
+) -> StageReport:
     from ..train.data import ChatEncoder
     from ..train.model import load_tokenizer
     from ..train.tiny import TINY_MODEL, resolve_model
 
-    output = Path(output)
-    _check_output(output, overwrite)
     report = StageReport("rollout", output=str(output))
     questions = (
         questions.select("question_id", "question").unique("question_id", keep="first").sort("question_id")

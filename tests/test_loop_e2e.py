@@ -15,6 +15,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from cards import open_every_config  # noqa: E402
+
 from offcurate.cli import main  # noqa: E402
 from offcurate.data import SAMPLE_DIR  # noqa: E402
 
@@ -115,3 +117,15 @@ def test_rollout_stats_sample_train_eval(tmp_path, monkeypatch):
     assert cli(monkeypatch, "eval", "--compare", tmp_path / "eval-base", tmp_path / "eval-trained",
                "-o", tmp_path / "compare") == 0  # fmt: skip
     assert (tmp_path / "compare" / "radar.png").read_bytes()[:4] == b"\x89PNG"
+
+    # every folder these commands wrote opens by every config its card declares (issue 13, item 1)
+    outputs = {
+        roll: {"default"},
+        stats: {"by_group", "pass_rate_hist", "buckets", "base_pass_rate", "figure2"},
+        mix: {"trajectories", "questions", "buckets"},
+        tmp_path / "eval-base": {"results", "summary"},
+        tmp_path / "eval-trained-responses": {"default"},
+        tmp_path / "compare": {"compare"},
+    }
+    for folder, configs in outputs.items():
+        assert set(open_every_config(folder, tmp_path / "datasets-cache")) == configs, folder

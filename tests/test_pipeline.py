@@ -1,5 +1,6 @@
 """``offcurate pipeline`` on the embedded sample: every stage reads the previous one's output."""
 
+import json
 import sys
 
 import polars as pl
@@ -13,18 +14,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pipeline") / "demo"
-    argv = sys.argv
-    sys.argv = ["offcurate", "pipeline", "-o", str(out), "--workers", "2"]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        sys.argv = argv
-    assert exit_info.value.code == 0
-    return out
+@pytest.fixture
+def run(sample_pipeline):
+    return sample_pipeline
 
 
 def test_stage_folders_and_cards(run):
@@ -54,3 +46,36 @@ def test_existing_pipeline_output_needs_overwrite(run, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_an_interrupted_pipeline_resumes_and_keeps_its_finished_stages(run, tmp_path, monkeypatch, capsys):
+    from offcurate.curate import vote
+
+    out = tmp_path / "demo"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(vote, "run_vote", interrupted)
+        patch.setattr(sys, "argv", ["offcurate", "pipeline", "-o", str(out), "--workers", "2"])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    assert exit_info.value.code == 130  # what Typer makes of ^C
+    assert sorted(p.name for p in out.iterdir()) == ["math", "pipeline.json", "raw"]
+    assert json.loads((out / "pipeline.json").read_text())["complete"] is False
+    kept = {stage: (out / stage / "README.md").stat().st_mtime_ns for stage in ("raw", "math")}
+
+    monkeypatch.setattr(sys, "argv", ["offcurate", "pipeline", "-o", str(out), "--timeout", "3"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and "other options (timeout=2.0)" in capsys.readouterr().err
+
+    monkeypatch.setattr(sys, "argv", ["offcurate", "pipeline", "-o", str(out), "--workers", "1"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0 and "kept (finished by an earlier run)" in capsys.readouterr().err
+    assert {stage: (out / stage / "README.md").stat().st_mtime_ns for stage in ("raw", "math")} == kept
+    assert json.loads((out / "pipeline.json").read_text())["complete"] is True
+    for table in ("voted/trajectories/*.parquet", "voted/questions/*.parquet", "stats/buckets.parquet"):
+        assert pl.read_parquet(out / table).equals(pl.read_parquet(run / table)), table

@@ -4,7 +4,9 @@ The transformers path runs for real on a tiny random-init model (CPU); vLLM is n
 adapter is driven through a stand-in module that records what it was asked.
 """
 
+import errno
 import importlib.machinery
+import os
 import sys
 import types
 
@@ -214,3 +216,35 @@ def test_parts_stream_into_shards_of_bounded_size(voted, tmp_path, monkeypatch):
     assert [pl.read_parquet(s).height for s in shards] == [3, 3, 2]  # 4 ok questions x k = 2
     assert read(tmp_path / "many").equals(read(tmp_path / "one"))
     assert report.counts["finished (stop token)"] + report.counts["cut at --max-new-tokens"] == 8
+
+
+def _disk_full_mid_save(partial, monkeypatch):
+    """The model saved, then the disk fills while the tokenizer is written: the run stops with one line."""
+    from transformers import PreTrainedTokenizerFast
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PreTrainedTokenizerFast, "save_pretrained", full)
+        with pytest.raises(OffcurateError, match="No space left on device"):
+            run_rollout(partial.parent / "roll", partial.parent / "out", tiny(2), select="ok")
+
+
+def _half_folder_of_an_older_run(partial, monkeypatch):
+    """What the non-atomic build used to leave: a model without its tokenizer files."""
+    (partial / "tiny-random").mkdir(parents=True)
+    (partial / "tiny-random" / "config.json").write_text("{}")
+
+
+@pytest.mark.parametrize("interrupt", [_disk_full_mid_save, _half_folder_of_an_older_run])
+def test_a_half_built_tiny_model_is_rebuilt_on_resume(voted, tmp_path, monkeypatch, interrupt):
+    (tmp_path / "roll").symlink_to(voted)
+    straight = run_rollout(voted, tmp_path / "straight", tiny(2), select="ok")
+    partial = tmp_path / ".out.partial"
+    interrupt(partial, monkeypatch)
+    assert not (partial / "tiny-random" / "tiny-random.json").exists()
+    assert not list(partial.glob(".tiny-random.tmp-*"))
+    report = run_rollout(voted, tmp_path / "out", tiny(2), select="ok", resume=True)
+    assert report.counts["samples"] == straight.counts["samples"] > 0
+    assert read(tmp_path / "out").equals(read(tmp_path / "straight"))

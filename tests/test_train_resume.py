@@ -121,9 +121,15 @@ def test_resume_refuses_changed_objective_and_missing_checkpoint(tmp_path):
         run_training(clip)
     with pytest.raises(OffcurateError, match="--overwrite or --resume"):
         run_training(_config(voted, run, max_steps=1, objective=ObjectiveConfig()))
-    with pytest.raises(OffcurateError, match="refusing to delete"):  # --overwrite only replaces a run
+    with pytest.raises(OffcurateError, match="the output is the input folder"):
         run_training(_config(voted, voted, max_steps=1, overwrite=True))
     assert (voted / "trajectories").is_dir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(OffcurateError, match="refusing to delete"):  # --overwrite only replaces a run
+        run_training(_config(voted, other, max_steps=1, overwrite=True))
+    assert (other / "notes.txt").read_text() == "keep"
     for checkpoint in list_checkpoints(run):
         shutil.rmtree(checkpoint)
     with pytest.raises(OffcurateError, match="no checkpoint"):

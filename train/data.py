@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from ..curate.io.errors import InputError
-from ..curate.io.shards import check_columns, is_float, is_integer, is_string, list_shards, open_shard
+from ..curate.io.shards import (
+    check_columns,
+    check_utf8,
+    is_float,
+    is_integer,
+    is_string,
+    list_shards,
+    open_shard,
+)
 
 REQUIRED = {
     "question_id": ("string", is_string),
@@ -104,11 +112,14 @@ def open_voted(path: Path) -> VotedIndex:
         pf = open_shard(shard)
         check_columns(shard, pf.schema_arrow, REQUIRED)
         digest.update(f"{shard.relative_to(trajectories)}:{pf.metadata.num_rows};".encode())
+        first_row = 0
         for rg in range(pf.num_row_groups):
             try:
                 table = pf.read_row_group(rg, columns=INDEX_COLUMNS)
             except (pa.ArrowException, OSError) as err:
                 raise InputError(f"{shard}: corrupt Parquet data ({err})") from None
+            check_utf8(shard, table, first_row)
+            first_row += table.num_rows
             qids = table.column("question_id").to_pylist()
             sidx = table.column("sample_idx").to_pylist()
             rewards = table.column("reward").cast(pa.float64()).to_pylist()
@@ -169,6 +180,8 @@ class RowReader:
             table = pf.read_row_group(rg, columns=TEXT_COLUMNS)
         except (pa.ArrowException, OSError) as err:
             raise InputError(f"{self.shards[shard]}: corrupt Parquet data ({err})") from None
+        first_row = sum(pf.metadata.row_group(i).num_rows for i in range(rg))
+        check_utf8(self.shards[shard], table, first_row)  # one line, not a UnicodeDecodeError mid-run
         self.row_group_reads += 1
         self._cache[key] = table
         while len(self._cache) > 1 and sum(t.nbytes for t in self._cache.values()) > self.cache_bytes:

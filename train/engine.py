@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
+from ..curate.io.output import check_distinct, output_lock, write_errors
 from ..curate.io.report import StageReport, console
 from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
 from .compute import accumulate, micro_batches, optimizer_step
@@ -242,7 +243,14 @@ def run_training(cfg: TrainConfig) -> StageReport:
     report = StageReport("train", output=str(cfg.output))
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.dtype, device)
+    check_distinct(cfg.output, (cfg.input,))  # --overwrite would delete an input inside the run folder
     index = open_voted(cfg.input)  # bad options and input fail here, before the run folder is touched
+    cfg.output.parent.mkdir(parents=True, exist_ok=True)
+    with write_errors(cfg.output), output_lock(cfg.output):  # one train writes a run folder at a time
+        return _train(cfg, report, device, precision, index)
+
+
+def _train(cfg: TrainConfig, report: StageReport, device, precision, index) -> StageReport:
     _prepare_run_dir(cfg)
     s = None
     try:

@@ -84,8 +84,17 @@ def build_model(
     return Qwen2ForCausalLM(config).float()
 
 
+BUILT = "tiny-random.json"  # written last: a folder without it is not a finished build
+
+
 def write_tiny_model(out_dir: Path | str, seed: int = 0) -> Path:
-    """Build the tokenizer and model and ``save_pretrained`` both (safetensors) into ``out_dir``."""
+    """Build the tokenizer and model and ``save_pretrained`` both (safetensors) into ``out_dir``.
+
+    Written into a temporary sibling and renamed into place, so a full disk or a kill mid-save never leaves
+    a folder that looks like a model (a half-saved one once loaded as "tokenizer has no chat template")."""
+    import os
+    import shutil
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a one-shard save needs no "Writing model shards" bar
@@ -94,17 +103,32 @@ def write_tiny_model(out_dir: Path | str, seed: int = 0) -> Path:
     model = build_model(len(tokenizer), seed=seed)
     model.config.eos_token_id = tokenizer.eos_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / BUILT).write_text(f'{{"seed": {seed}}}\n')
+        if out_dir.exists():  # an earlier, incomplete build (``is_complete`` said no)
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
+def is_complete(folder: Path | str) -> bool:
+    """``write_tiny_model`` finished here (a folder from before the atomic save may be half-written)."""
+    return (Path(folder) / BUILT).is_file()
+
+
 def resolve_model(model: str, folder: Path, seed: int = 0) -> str:
-    """``model`` itself, or for ``tiny-random`` a tiny model built once into ``folder`` (its path)."""
+    """``model`` itself, or for ``tiny-random`` a tiny model built once into ``folder`` (its path); an
+    incomplete folder is built again."""
     if model != TINY_MODEL:
         return model
-    if not (Path(folder) / "config.json").is_file():
+    if not is_complete(folder):
         write_tiny_model(folder, seed=seed)
     return str(folder)
 

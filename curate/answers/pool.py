@@ -22,7 +22,11 @@ parses, ``Verifier.adopt``): a parse is ~3 ms of ANTLR, and every worker meets n
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing as mp
+import os
+import signal
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable, Iterator
@@ -40,9 +44,25 @@ HELD = 4 * BATCH  # tasks held back by the gate at most; beyond, the pool waits 
 # checks no deadline, so a worker stuck in C code would stall the run. 4 x 16 KB is far below the
 # ~200 KB a socket pair buffers; the rest of the log goes with later batches.
 READS_PER_MESSAGE = 16_000  # bytes
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _worker(conn: Connection, job: Job, timeout: float | None) -> None:
+def die_with_parent(parent: int) -> None:
+    """Have Linux SIGKILL this worker when its parent dies, ``kill -9`` included (``PR_SET_PDEATHSIG``).
+
+    A worker blocked on a queue its siblings also hold never sees end-of-file, so without this the workers
+    of a killed ``vote`` (and the resource tracker they keep alive) live on. Call it first in a worker
+    (``initializer`` of a process pool); ``parent`` is the parent's pid, read before the worker started.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+
+def _worker(conn: Connection, job: Job, timeout: float | None, parent: int) -> None:
+    die_with_parent(parent)
     import math_verify  # noqa: F401  (pay the import once, before the first deadline starts)
 
     verifier = Verifier(timeout=timeout, share=True)
@@ -155,7 +175,9 @@ class VerifyPool:
     def _start(self) -> _Slot:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_worker, args=(child, self.job, self.timeout if self.soft_limits else None), daemon=True
+            target=_worker,
+            args=(child, self.job, self.timeout if self.soft_limits else None, os.getpid()),
+            daemon=True,
         )
         process.start()
         child.close()

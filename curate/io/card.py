@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+from huggingface_hub import DatasetCardData
 
 from ... import __version__
 
@@ -31,43 +32,27 @@ def _feature(field_type: pa.DataType) -> dict:
     return {"dtype": names.get(field_type, str(field_type))}
 
 
-def _yaml(value, indent: int = 0) -> list[str]:
-    """Tiny YAML emitter for the nested dict/list/str shapes a card needs (no PyYAML dependency)."""
-    pad, lines = " " * indent, []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, (dict, list)):
-                lines += [f"{pad}{key}:", *_yaml(item, indent + 2)]
-            else:
-                lines.append(f"{pad}{key}: {item}")
-    else:
-        for item in value:
-            sub = _yaml(item, indent + 2)
-            lines.append(f"{pad}- {sub[0].lstrip()}")
-            lines += sub[1:]
-    return lines
-
-
 def write_card(folder: Path, title: str, body: str, configs: dict[str, tuple[str, pa.Schema]]) -> None:
-    """Write ``folder/README.md``; ``configs`` maps config name -> (data_files glob, schema)."""
-    front = {
-        "configs": [
+    """Write ``folder/README.md``; ``configs`` maps config name -> (data_files glob, schema).
+
+    The front matter goes through huggingface_hub's serializer (PyYAML), never string formatting: an
+    unquoted ``path: *.parquet`` reads as a YAML alias and ``datasets.load_dataset`` cannot open the folder.
+    """
+    front = DatasetCardData(
+        configs=[
             {"config_name": name, "data_files": [{"split": "train", "path": glob}]}
             for name, (glob, _) in configs.items()
         ],
-        "dataset_info": [
-            {
-                "config_name": name,
-                "features": [{"name": f.name, **_feature(f.type)} for f in schema],
-            }
+        dataset_info=[
+            {"config_name": name, "features": [{"name": f.name, **_feature(f.type)} for f in schema]}
             for name, (_, schema) in configs.items()
         ],
-    }
+    )
     command = "offcurate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     text = "\n".join(
         [
             "---",
-            *_yaml(front),
+            front.to_yaml(),
             "---",
             f"# {title}",
             "",
@@ -81,15 +66,17 @@ def write_card(folder: Path, title: str, body: str, configs: dict[str, tuple[str
 
 
 def write_vote_layout_card(
-    folder: Path, title: str, body: str, trajectories: pa.Schema, questions: pa.Schema
+    folder: Path,
+    title: str,
+    body: str,
+    trajectories: pa.Schema,
+    questions: pa.Schema,
+    extra: dict[str, tuple[str, pa.Schema]] | None = None,
 ) -> None:
-    """The card of a folder in the vote layout (``vote`` output, ``sample`` mix): two configs."""
-    write_card(
-        folder,
-        title,
-        body,
-        {
-            "trajectories": ("trajectories/*.parquet", trajectories),
-            "questions": ("questions/*.parquet", questions),
-        },
-    )
+    """The card of a folder in the vote layout (``vote`` output, ``sample`` mix): two configs, plus
+    ``extra`` ones (the mix's ``buckets``)."""
+    configs = {
+        "trajectories": ("trajectories/*.parquet", trajectories),
+        "questions": ("questions/*.parquet", questions),
+    }
+    write_card(folder, title, body, {**configs, **(extra or {})})
