@@ -2,6 +2,7 @@
 
     offcurate train -i runs/demo/voted -o runs/train-demo --model tiny-random --max-steps 20
     offcurate train -i data/voted -o runs/r1 --model Qwen/Qwen2.5-1.5B-Instruct --max-len 16384
+    torchrun --nproc-per-node 8 -m offcurate train -i data/voted -o runs/r7b --model Qwen/Qwen2.5-7B-Instruct
 
 The heavy imports happen when the command runs, so ``offcurate --help`` stays instant and a missing
 ``offcurate[train]`` extra is a one-line error instead of an ImportError at start-up.
@@ -127,15 +128,18 @@ def train(
     resume: Annotated[
         bool,
         _opt(
-            "Continue from the newest checkpoint in OUTPUT (bit-for-bit on the same device). Options that "
-            "change the objective, data order or schedule (--max-steps/--epochs included) are refused.",
+            "Continue from the newest checkpoint in OUTPUT (bit-for-bit on the same device and number of "
+            "ranks; another number of torchrun ranks works too). Options that change the objective, data "
+            "order or schedule (--max-steps/--epochs included) are refused.",
             "--resume",
         ),
     ] = False,
     overwrite: Annotated[
         bool, _opt("Delete an earlier train run in OUTPUT first (otherwise refused).", "--overwrite")
     ] = False,
-    device: Annotated[str, _opt("`auto` (CUDA if present), `cpu`, `cuda`, `cuda:1`, ...")] = "auto",
+    device: Annotated[
+        str, _opt("`auto` (CUDA if present), `cpu`, `cuda`, `cuda:1`, ... (under torchrun: cuda:LOCAL_RANK).")
+    ] = "auto",
     dtype: Annotated[
         DType,
         _opt(
@@ -159,7 +163,9 @@ def train(
     per token: min[π·A, max(π, 1-ε)·A] (teacher prob taken as 1); loss = -1/Q Σ_q 1/G Σ_i 1/|o_i| Σ_t.
     Questions whose vote status is not ok are skipped. The question is the user turn of the chat template,
     the trace the assistant turn; only its tokens carry loss. Writes metrics.jsonl, checkpoints in Hugging
-    Face format (resumable with --resume) and OUTPUT/final/.
+    Face format (resumable with --resume) and OUTPUT/final/. Under `torchrun --nproc-per-node N -m offcurate
+    train ...` the model is sharded with FSDP2 over N processes (one per GPU) and each step is split across
+    them, with the same result as one process.
     """
     try:
         import torch  # noqa: F401
@@ -201,4 +207,6 @@ def train(
         attn=attn.value,
         gradient_checkpointing=gradient_checkpointing,
     )
-    run_training(cfg).print()
+    report = run_training(cfg)
+    if report is not None:  # under torchrun only rank 0 reports
+        report.print()

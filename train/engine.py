@@ -21,13 +21,24 @@ import torch
 
 from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
 from ..curate.io.report import StageReport
-from .checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint, set_rng_state
+from . import distributed
+from .checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_sharded_state,
+    load_state,
+    save_checkpoint,
+    save_hf_folder,
+    set_rng_state,
+)
 from .compute import accumulate, micro_batches, optimizer_step
 from .config import TrainConfig
 from .data import ChatEncoder, RowReader, VotedIndex, open_voted
+from .distributed import Ranks
 from .metrics import MetricsLog, describe, live_view, log_plain, summarise
 from .mfu import measure_matmul_peak, model_flops, peak_memory_gib, reset_peak_memory
 from .model import (
+    PackedPolicy,
     Precision,
     check_max_len,
     count_parameters,
@@ -36,7 +47,6 @@ from .model import (
     load_model,
     load_tokenizer,
     reference_precision,
-    resolve_device,
     resolve_precision,
 )
 from .optim import build_optimizer, build_scheduler
@@ -70,12 +80,14 @@ class Session:
     """Everything a run holds while it trains (built by ``_setup``, fresh or from a checkpoint)."""
 
     cfg: TrainConfig
+    ranks: Ranks
     device: torch.device
     precision: Precision
     index: VotedIndex
     tokenizer: object
-    model: torch.nn.Module
-    ref_model: torch.nn.Module | None
+    model: torch.nn.Module  # the Hugging Face model (its config, its save format)
+    policy: torch.nn.Module  # what the step calls: a PackedPolicy around it, FSDP-sharded on many ranks
+    ref_model: torch.nn.Module | None  # the frozen reference, as a PackedPolicy too
     optimizer: torch.optim.Optimizer
     scheduler: object
     stream: StepStream
@@ -88,12 +100,23 @@ class Session:
 
     def save(self) -> None:
         save_checkpoint(
-            self.cfg.output, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
-            self.data_state(), self.total, self.cfg.keep_last,
+            self.cfg.output, self.step, self.model, self.policy, self.tokenizer, self.optimizer,
+            self.scheduler, self.data_state(), self.total, self.cfg.keep_last, self.ranks,
         )  # fmt: skip
 
 
-def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: VotedIndex) -> Session:
+def _policy(
+    model: torch.nn.Module, cfg: TrainConfig, ranks: Ranks, precision: Precision, device: torch.device
+) -> PackedPolicy:
+    """The module the step calls: FSDP2 per decoder layer + a root over the rest when sharded."""
+    if ranks.sharded:
+        return distributed.shard(model, precision, cfg.logprob_chunk, device)
+    return PackedPolicy(model, precision, cfg.logprob_chunk)
+
+
+def _setup(
+    cfg: TrainConfig, ranks: Ranks, device: torch.device, precision: Precision, index: VotedIndex
+) -> Session:
     """Model, optimizer, schedule and data stream of a prepared run folder (fresh or from a checkpoint)."""
     torch.manual_seed(cfg.seed)
     source = _model_source(cfg)
@@ -113,12 +136,14 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
     ref_model = None
     if cfg.objective.beta > 0:
         ref_precision = reference_precision(precision, device)
-        ref_model = load_model(source, ref_precision, device, cfg.attn).eval().requires_grad_(False)
+        ref = load_model(source, ref_precision, device, cfg.attn).eval().requires_grad_(False)
+        ref_model = _policy(ref, cfg, ranks, ref_precision, device)
     model.train()
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
+    policy = _policy(model, cfg, ranks, precision, device)
 
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, device)
+    optimizer = build_optimizer(policy, cfg.lr, cfg.weight_decay, device, cfg.seed)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, total)
     data = state["data"] if state else {"epoch": 0, "position": 0, "dropped": {}}
     stream = StepStream(
@@ -128,12 +153,12 @@ def _setup(cfg: TrainConfig, device: torch.device, precision: Precision, index: 
     )  # fmt: skip
     stream.dropped.update(data["dropped"])
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        load_sharded_state(Path(weights_from), policy, optimizer)
         scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"], ranks.rank)
     return Session(
-        cfg, device, precision, index, tokenizer, model, ref_model, optimizer, scheduler, stream, step, total,
-        end,
+        cfg, ranks, device, precision, index, tokenizer, model, policy, ref_model, optimizer, scheduler,
+        stream, step, total, end,
     )  # fmt: skip
 
 
@@ -170,13 +195,18 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
     cfg, device = s.cfg, s.device
     reset_peak_memory(device)
     start = time.perf_counter()
+    batches = micro_batches(batch.samples, cfg.tokens_per_micro_batch)
     stats = accumulate(
-        s.model, micro_batches(batch.samples, cfg.tokens_per_micro_batch), cfg.objective, s.precision,
-        device, cfg.logprob_chunk, s.ref_model,
+        s.policy, distributed.my_share(batches, s.ranks), cfg.objective, s.precision, device,
+        cfg.logprob_chunk, s.ref_model,
     )  # fmt: skip
     lr = s.scheduler.get_last_lr()[0]
-    grad_norm = optimizer_step(s.model, s.optimizer, cfg.grad_clip)
+    grad_norm = optimizer_step(s.policy, s.optimizer, cfg.grad_clip)
     s.scheduler.step()
+    if s.ranks.sharded:  # each rank summed its own micro-batches; every rank knows the whole step's sizes
+        distributed.all_sum(s.ranks, stats.loss, stats.prob_sum, stats.kl_sum)
+        stats.n_loss_tokens = sum(int(b.targets.numel()) for b in batches)
+        stats.seq_lengths = [n for b in batches for n in b.seq_lengths]
     loss = float(stats.loss)  # waits for the device: the step time below is real
     seconds = time.perf_counter() - start
     s.step += 1
@@ -194,6 +224,7 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
         "lr": lr,
         "questions": batch.n_questions,
         "trajectories": len(batch.samples),
+        "micro_batches": len(batches),
         "tokens": tokens,
         "loss_tokens": stats.n_loss_tokens,
         "mean_token_prob": float(stats.prob_sum) / n_tok,
@@ -206,13 +237,32 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
     }
 
 
+class _Quiet:
+    """The live view and metrics file of ranks other than 0: they train but write and draw nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, *args, **kwargs) -> None:
+        return None
+
+    def write(self, row: dict) -> None:
+        return None
+
+
 def _train_loop(s: Session) -> tuple[list[dict], int]:
     """Optimizer steps until the end of the run or of the data; returns the metrics rows, last saved step."""
-    cfg = s.cfg
-    log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
+    cfg, main = s.cfg, s.ranks.main
+    quiet = _Quiet()
+    log = quiet
+    if main:
+        log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
     n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
     rows, last_saved = [], s.step
-    view, task = live_view(s.end, s.step)
+    view, task = live_view(s.end, s.step) if main else (quiet, None)
     with view:
         while s.step < s.end:
             batch = s.stream.next_step()
@@ -222,43 +272,58 @@ def _train_loop(s: Session) -> tuple[list[dict], int]:
             log.write(row)
             rows.append(row)
             view.update(task, completed=s.step, info=describe(row))
-            log_plain(s.step, s.end, row)
+            if main:
+                log_plain(s.step, s.end, row)
             if cfg.save_every and s.step % cfg.save_every == 0:
                 s.save()
                 last_saved = s.step
     return rows, last_saved
 
 
-def run_training(cfg: TrainConfig) -> StageReport:
-    """Train as configured; return the stage report (also written to RUN/summary.json)."""
+def run_training(cfg: TrainConfig) -> StageReport | None:
+    """Train as configured; return the stage report (also written to RUN/summary.json; None off rank 0).
+
+    Under torchrun every rank runs this: rank 0 alone prepares the run folder and writes its files.
+    """
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
     cfg.validate()
+    ranks, device = distributed.start(cfg.device)
+    try:
+        return _run(cfg, ranks, device)
+    finally:
+        distributed.stop()
+
+
+def _run(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> StageReport | None:
     report = StageReport("train", output=str(cfg.output))
-    device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.dtype, device)
     index = open_voted(cfg.input)  # bad options and input fail here, before the run folder is touched
-    _prepare_run_dir(cfg)
+    if ranks.main:
+        _prepare_run_dir(cfg)
+        _model_source(cfg)  # builds tiny-random once, before the other ranks read it
+    distributed.barrier(ranks)
     s = None
     try:
-        s = _setup(cfg, device, precision, index)
+        s = _setup(cfg, ranks, device, precision, index)
         rows, last_saved = _train_loop(s)
         if s.step == 0:
             raise InputError(f"{cfg.input}: no trainable trajectory (dropped: {dict(s.stream.dropped)})")
     except BaseException:
         # a fresh run that failed before its first step (bad --model, OOM, no data) leaves no folder
         # behind, so the corrected command works without --overwrite
-        if not cfg.resume and (s is None or s.step == 0):
+        if ranks.main and not cfg.resume and (s is None or s.step == 0):
             shutil.rmtree(cfg.output, ignore_errors=True)
         raise
     if s.step > last_saved or not list_checkpoints(cfg.output):
         s.save()
-    final = cfg.output / "final"
-    shutil.rmtree(final, ignore_errors=True)
-    s.model.save_pretrained(final, safe_serialization=True)
-    s.tokenizer.save_pretrained(final)
+    save_hf_folder(cfg.output / "final", s.model, s.policy, s.tokenizer, ranks)
+    if not ranks.main:
+        return None
     report.counts["questions ok (trainable)"] = len(s.index.groups)
+    if ranks.sharded:
+        report.counts["ranks"] = ranks.world
     report.dropped.update(s.index.skipped)
     report.dropped.update(s.stream.dropped)
     return summarise(report, rows, s.step, s.device, cfg.output)
