@@ -155,6 +155,14 @@ def train(
     gradient_checkpointing: Annotated[
         bool, _opt("Recompute decoder layers in backward (less memory, ~1/3 more compute).")
     ] = True,
+    report_to: Annotated[
+        str,
+        _opt(
+            "Trackers beside metrics.jsonl: `none`, or a comma-separated subset of `tensorboard` "
+            "(RUN/tensorboard/), `wandb` (honours WANDB_MODE=offline, WANDB_PROJECT), `trackio` (local "
+            "database, TRACKIO_PROJECT). Each needs its package installed."
+        ),
+    ] = "none",
 ) -> None:
     """Off-policy GRPO on the teacher traces of `offcurate vote`, with the all-positive bias.
 
@@ -175,6 +183,7 @@ def train(
     from .config import TrainConfig
     from .engine import run_training
     from .objective import ObjectiveConfig
+    from .tracking import parse_report_to
 
     try:
         objective = ObjectiveConfig(loss.value, bias, eps, beta, shaping.value, gamma)
@@ -206,6 +215,7 @@ def train(
         dtype=dtype.value,
         attn=attn.value,
         gradient_checkpointing=gradient_checkpointing,
+        report_to=parse_report_to(report_to),
     )
     report = run_training(cfg)
     if report is not None:  # under torchrun only rank 0 reports

@@ -66,6 +66,7 @@ class TrainConfig:
     dtype: str = "auto"
     attn: str = "auto"
     gradient_checkpointing: bool = True
+    report_to: tuple[str, ...] = ()  # trackers beside metrics.jsonl (tracking.REPORTERS)
 
     def validate(self) -> None:
         checks = [

@@ -52,6 +52,7 @@ from .model import (
 from .optim import build_optimizer, build_scheduler
 from .steps import StepBatch, StepStream
 from .tiny import TINY_MODEL, resolve_model
+from .tracking import Trackers, check_installed
 
 
 def _prepare_run_dir(cfg: TrainConfig) -> None:
@@ -263,20 +264,29 @@ def _train_loop(s: Session) -> tuple[list[dict], int]:
     n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
     rows, last_saved = [], s.step
     view, task = live_view(s.end, s.step) if main else (quiet, None)
-    with view:
-        while s.step < s.end:
-            batch = s.stream.next_step()
-            if batch is None:
-                break
-            row = _train_step(s, batch, n_params, peak_flops)
-            log.write(row)
-            rows.append(row)
-            view.update(task, completed=s.step, info=describe(row))
-            if main:
-                log_plain(s.step, s.end, row)
-            if cfg.save_every and s.step % cfg.save_every == 0:
-                s.save()
-                last_saved = s.step
+    trackers = None
+    if main and cfg.report_to:
+        trackers = Trackers(cfg.report_to, cfg.output, cfg.to_json(), s.step if cfg.resume else None)
+    try:
+        with view:
+            while s.step < s.end:
+                batch = s.stream.next_step()
+                if batch is None:
+                    break
+                row = _train_step(s, batch, n_params, peak_flops)
+                log.write(row)
+                if trackers is not None:
+                    trackers.log(row)
+                rows.append(row)
+                view.update(task, completed=s.step, info=describe(row))
+                if main:
+                    log_plain(s.step, s.end, row)
+                if cfg.save_every and s.step % cfg.save_every == 0:
+                    s.save()
+                    last_saved = s.step
+    finally:
+        if trackers is not None:
+            trackers.close()
     return rows, last_saved
 
 
@@ -289,6 +299,7 @@ def run_training(cfg: TrainConfig) -> StageReport | None:
 
     transformers.utils.logging.disable_progress_bar()
     cfg.validate()
+    check_installed(cfg.report_to)
     ranks, device = distributed.start(cfg.device)
     try:
         return _run(cfg, ranks, device)
