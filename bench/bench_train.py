@@ -22,8 +22,8 @@ fsdp    ``ours`` as ``torchrun -m offcurate train`` runs it, on a one-rank proce
         Beside ``ours`` on one GPU it is the price of the sharding machinery itself (copies in and out of
         the flat shards, hooks); ``fsdp-lean`` is the same for ``lean``. Rows for several GPUs need torchrun
         and several GPUs: not in this script yet.
-lora    7B with peft LoRA (r=64 on every projection), when peft is installed: not an ``offcurate train``
-        option, a measurement of what a 7B would take.
+lora    7B as ``offcurate train --dtype bf16 --lora-r 64`` trains it (peft adapters on every projection,
+        frozen bf16 base), when peft is installed.
 MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor;
 LoRA rows count their frozen base weights 4 per token instead of 6 (no weight gradient).
 """
@@ -47,6 +47,7 @@ use_this_checkout()  # the GPU machine has a plain copy of the repository, not a
 
 from offcurate.train.compute import accumulate, micro_batches, optimizer_step  # noqa: E402
 from offcurate.train.distributed import shard  # noqa: E402
+from offcurate.train.lora import add_lora, inner  # noqa: E402
 from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
 from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention  # noqa: E402
 from offcurate.train.objective import ObjectiveConfig  # noqa: E402
@@ -226,13 +227,8 @@ def _prepare(run: Run, device: torch.device):
     # the same precisions on CPU (--smoke) as on the GPU, so the smoke run covers the same code
     dtype = torch.float32 if run.mode in ("ours", "fsdp") else torch.bfloat16
     model = build(run.shape, device, dtype, run.seq)
-    if run.mode == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-        model = get_peft_model(
-            model, LoraConfig(r=64, lora_alpha=128, target_modules=targets)
-        ).base_model.model
+    if run.mode == "lora":  # as `offcurate train --lora-r 64` builds it (alpha 2r, every projection)
+        model = inner(add_lora(model, 64, 128.0, "all-linear"))
     if run.mode == "naive":  # the anchor's setup
         model.config._attn_implementation = "sdpa"
         if run.ckpt_every:

@@ -194,6 +194,20 @@ def test_resume_two_ranks_bit_exact_and_on_one_rank(tmp_path, voted, sharded_fp3
     assert max((a[k] - c[k]).abs().max().item() for k in a) < 1e-5
 
 
+def test_lora_two_ranks_equal_one_process(tmp_path, voted):
+    """FSDP2 units holding frozen base weights and trainable adapters: the adapters match one process."""
+    pytest.importorskip("peft")
+    two, one = tmp_path / "two", tmp_path / "one"
+    _ok(_torchrun(tmp_path, voted, two, "--lora-r", "4"))
+    _one_process(voted, one, lora_r=4)
+    for x, y in zip(_rows(one), _rows(two)):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
+        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
+    a, b = (load_file(run / "final" / "adapter_model.safetensors") for run in (one, two))
+    assert a.keys() == b.keys() and len(a) == 28
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
 def test_hf_folder_equals_the_sharded_state(sharded_fp32):
     """checkpoint-3's Hugging Face weights (gathered on rank 0) are its DCP shards, and final/ is them."""
     import torch.distributed.checkpoint as dcp

@@ -29,6 +29,7 @@ import torch.distributed as dist
 
 from ..curate.io.errors import OffcurateError
 from .distributed import Ranks, barrier
+from .lora import adapter_state, is_lora
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -94,7 +95,10 @@ def full_model_state(policy: torch.nn.Module, ranks: Ranks) -> dict[str, torch.T
 
 
 def _write_hf(folder: Path, model: PreTrainedModel, tokenizer, state: dict | None) -> None:
-    if state is None:
+    """A transformers model folder, or for a LoRA run the peft adapter folder."""
+    if is_lora(model) and state is not None:
+        model.save_pretrained(folder, state_dict=adapter_state(state), safe_serialization=True)
+    elif state is None:
         model.save_pretrained(folder, safe_serialization=True)
     else:
         model.save_pretrained(folder, state_dict=state, safe_serialization=True)

@@ -163,6 +163,29 @@ def train(
             "database, TRACKIO_PROJECT). Each needs its package installed."
         ),
     ] = "none",
+    lora_r: Annotated[
+        int,
+        _opt(
+            "LoRA rank (with peft): freeze the model and train rank-r adapters only (0: train every "
+            "weight). final/ then holds the adapter (PeftModel.from_pretrained(base, RUN/final))."
+        ),
+    ] = 0,
+    lora_alpha: Annotated[
+        float | None, _opt("LoRA scale numerator: adapters add (alpha/r)·B·A. Default: 2·r.")
+    ] = None,
+    lora_targets: Annotated[
+        str,
+        _opt(
+            "Modules that get adapters: `all-linear` (every linear layer but the head) or e.g. q_proj,v_proj."
+        ),
+    ] = "all-linear",
+    merge: Annotated[
+        bool,
+        _opt(
+            "LoRA: also write RUN/final-merged/, the model with the adapters folded in (transformers).",
+            "--merge",
+        ),
+    ] = False,
 ) -> None:
     """Off-policy GRPO on the teacher traces of `offcurate vote`, with the all-positive bias.
 
@@ -216,6 +239,10 @@ def train(
         attn=attn.value,
         gradient_checkpointing=gradient_checkpointing,
         report_to=parse_report_to(report_to),
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_targets=lora_targets,
+        merge=merge,
     )
     report = run_training(cfg)
     if report is not None:  # under torchrun only rank 0 reports

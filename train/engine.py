@@ -35,6 +35,8 @@ from .compute import accumulate, micro_batches, optimizer_step
 from .config import TrainConfig
 from .data import ChatEncoder, RowReader, VotedIndex, open_voted
 from .distributed import Ranks
+from .lora import MERGED, add_lora, inner, write_merged
+from .lora import check_installed as check_lora_installed
 from .metrics import MetricsLog, describe, live_view, log_plain, summarise
 from .mfu import measure_matmul_peak, model_flops, peak_memory_gib, reset_peak_memory
 from .model import (
@@ -86,7 +88,7 @@ class Session:
     precision: Precision
     index: VotedIndex
     tokenizer: object
-    model: torch.nn.Module  # the Hugging Face model (its config, its save format)
+    model: torch.nn.Module  # the Hugging Face model (its config, its save format), or its PeftModel
     policy: torch.nn.Module  # what the step calls: a PackedPolicy around it, FSDP-sharded on many ranks
     ref_model: torch.nn.Module | None  # the frozen reference, as a PackedPolicy too
     optimizer: torch.optim.Optimizer
@@ -130,10 +132,11 @@ def _setup(
     step = int(state["step"]) if state else 0
     total = _run_length(cfg, index, state)
     end = _stop_step(cfg, step, total)  # checked before any weight loads
-    config = load_config(weights_from)
+    model_from = source if cfg.lora_r else weights_from  # a LoRA checkpoint's folder is an adapter
+    config = load_config(model_from)
     check_max_len(config, cfg.max_len)
     tokenizer = load_tokenizer(weights_from)
-    model = load_model(weights_from, precision, device, cfg.attn, config=config)
+    model = load_model(model_from, precision, device, cfg.attn, config=config)
     ref_model = None
     if cfg.objective.beta > 0:
         ref_precision = reference_precision(precision, device)
@@ -142,7 +145,9 @@ def _setup(
     model.train()
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
-    policy = _policy(model, cfg, ranks, precision, device)
+    if cfg.lora_r:
+        model = add_lora(model, cfg.lora_r, cfg.lora_alpha or 2.0 * cfg.lora_r, cfg.lora_targets)
+    policy = _policy(inner(model), cfg, ranks, precision, device)
 
     optimizer = build_optimizer(policy, cfg.lr, cfg.weight_decay, device, cfg.seed)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, total)
@@ -191,7 +196,7 @@ def _stop_step(cfg: TrainConfig, step: int, total: int) -> int:
     return cfg.stop_after
 
 
-def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float | None) -> dict:
+def _train_step(s: Session, batch: StepBatch, n_params: tuple[int, int], peak_flops: float | None) -> dict:
     """One optimizer step on ``batch``; returns its metrics row."""
     cfg, device = s.cfg, s.device
     reset_peak_memory(device)
@@ -213,7 +218,7 @@ def _train_step(s: Session, batch: StepBatch, n_params: int, peak_flops: float |
     s.step += 1
     mcfg = s.model.config
     tokens = sum(stats.seq_lengths)
-    flops = model_flops(n_params, mcfg.num_hidden_layers, mcfg.hidden_size, stats.seq_lengths)
+    flops = model_flops(n_params[0], mcfg.num_hidden_layers, mcfg.hidden_size, stats.seq_lengths, n_params[1])
     n_tok = max(1, stats.n_loss_tokens)
     return {
         "step": s.step,
@@ -261,7 +266,8 @@ def _train_loop(s: Session) -> tuple[list[dict], int]:
     log = quiet
     if main:
         log = MetricsLog(cfg.output / "metrics.jsonl", resume_step=s.step if cfg.resume else None)
-    n_params, peak_flops = count_parameters(s.model), measure_matmul_peak(s.device)
+    frozen = sum(p.numel() for p in s.model.parameters() if not p.requires_grad)  # a LoRA base: 4N, not 6N
+    n_params, peak_flops = (count_parameters(s.model), frozen), measure_matmul_peak(s.device)
     rows, last_saved = [], s.step
     view, task = live_view(s.end, s.step) if main else (quiet, None)
     trackers = None
@@ -290,6 +296,18 @@ def _train_loop(s: Session) -> tuple[list[dict], int]:
     return rows, last_saved
 
 
+def _write_merged(s: Session) -> None:
+    """RUN/final-merged/: the start model with final/'s adapter folded in (rank 0, on the CPU)."""
+    cfg = s.cfg
+    base = load_model(_model_source(cfg), s.precision, torch.device("cpu"), "sdpa")
+    folder = cfg.output / MERGED
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_merged(tmp, base, cfg.output / "final", s.tokenizer)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
 def run_training(cfg: TrainConfig) -> StageReport | None:
     """Train as configured; return the stage report (also written to RUN/summary.json; None off rank 0).
 
@@ -300,6 +318,8 @@ def run_training(cfg: TrainConfig) -> StageReport | None:
     transformers.utils.logging.disable_progress_bar()
     cfg.validate()
     check_installed(cfg.report_to)
+    if cfg.lora_r:
+        check_lora_installed()
     ranks, device = distributed.start(cfg.device)
     try:
         return _run(cfg, ranks, device)
@@ -330,6 +350,9 @@ def _run(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> StageReport | 
     if s.step > last_saved or not list_checkpoints(cfg.output):
         s.save()
     save_hf_folder(cfg.output / "final", s.model, s.policy, s.tokenizer, ranks)
+    if cfg.merge and ranks.main:
+        _write_merged(s)
+    distributed.barrier(ranks)
     if not ranks.main:
         return None
     report.counts["questions ok (trainable)"] = len(s.index.groups)
