@@ -67,8 +67,10 @@ def gather_rng_states(ranks: Ranks) -> list[dict[str, Any]]:
     return states
 
 
-def set_rng_state(states: list[dict[str, Any]], rank: int = 0) -> None:
+def set_rng_state(states: list[dict[str, Any]] | dict[str, Any], rank: int = 0) -> None:
     """This rank's saved RNG state; a rank the checkpoint did not have keeps its seeded state."""
+    if isinstance(states, dict):  # written by one process before checkpoints held every rank's
+        states = [states]
     if rank >= len(states):
         return
     state = states[rank]
@@ -180,12 +182,21 @@ def _one_process_is_fine() -> Iterator[None]:
         yield
 
 
-def load_sharded_state(path: Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Model and optimizer of a checkpoint into this run's (possibly differently) sharded ones."""
+def load_sharded_state(
+    path: Path, state: dict[str, Any], policy: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> None:
+    """Model and optimizer of a checkpoint into this run's (possibly differently) sharded ones.
+
+    A checkpoint written before the DCP shards (its optimizer inside trainer_state.pt, its weights in
+    the Hugging Face folder the model was just loaded from) still resumes in one process.
+    """
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     if not (path / SHARDED).is_dir():
+        if "optimizer" in state and not (dist.is_available() and dist.is_initialized()):
+            optimizer.load_state_dict(state["optimizer"])
+            return
         raise OffcurateError(f"{path}: no {SHARDED}/ model and optimizer state to resume from")
     model_state, optim_state = get_state_dict(policy, optimizer)
     state = {"model": model_state, "optim": optim_state}

@@ -159,7 +159,7 @@ def _setup(
     )  # fmt: skip
     stream.dropped.update(data["dropped"])
     if state is not None:
-        load_sharded_state(Path(weights_from), policy, optimizer)
+        load_sharded_state(Path(weights_from), state, policy, optimizer)
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], ranks.rank)
     return Session(
