@@ -131,6 +131,35 @@ def shard(model: torch.nn.Module, precision: Precision, chunk: int, device: torc
     return policy
 
 
+def shard_from_rank0(
+    model: torch.nn.Module, precision: Precision, chunk: int, device: torch.device
+) -> PackedPolicy:
+    """Shard a model that only rank 0 holds (read from disk); the others built it on the meta device.
+
+    Rank 0 keeps its full state dict in host memory, every rank shards its (real or meta) model and
+    allocates its shards on ``device``, then the weights are broadcast from rank 0 and each rank keeps
+    its shard: one copy of the model on the node, never one per rank. Buffers that no state dict carries
+    (rotary ``inv_freq``) are computed by rank 0's model and broadcast too.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    main = dist.get_rank() == 0
+    full = {f"model.{k}": v for k, v in model.state_dict().items()} if main else {}
+    persistent = {f"model.{k}" for k in model.state_dict()}
+    extra = {f"model.{n}": b for n, b in model.named_buffers() if f"model.{n}" not in persistent}
+    computed = {n: b.detach().clone() for n, b in extra.items()} if main else {}
+    policy = shard(model, precision, chunk, device)
+    policy.to_empty(device=device)
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(policy, full, options=options)
+    for name, buffer in policy.named_buffers():
+        if name in extra:
+            if main:
+                buffer.copy_(computed[name])
+            dist.broadcast(buffer, src=0)
+    return policy
+
+
 def assign(costs: list[int], world: int) -> list[list[int]]:
     """Indices per rank: largest cost first to the rank with the least so far, at most ceil(n/world) each.
 

@@ -44,6 +44,7 @@ from .model import (
     Precision,
     check_max_len,
     count_parameters,
+    empty_model,
     enable_checkpointing,
     load_config,
     load_model,
@@ -113,8 +114,20 @@ def _policy(
 ) -> PackedPolicy:
     """The module the step calls: FSDP2 per decoder layer + a root over the rest when sharded."""
     if ranks.sharded:
-        return distributed.shard(model, precision, cfg.logprob_chunk, device)
+        return distributed.shard_from_rank0(model, precision, cfg.logprob_chunk, device)
     return PackedPolicy(model, precision, cfg.logprob_chunk)
+
+
+def _load(
+    source: str, precision: Precision, cfg: TrainConfig, ranks: Ranks, device: torch.device, config=None
+) -> torch.nn.Module:
+    """The model of ``source``: read by the one process, or by rank 0 alone (host memory) while the other
+    ranks of a sharded run build it on the meta device; ``_policy`` then shards it from rank 0."""
+    if not ranks.sharded:
+        return load_model(source, precision, device, cfg.attn, config=config)
+    if ranks.main:
+        return load_model(source, precision, device, cfg.attn, config=config, place=False)
+    return empty_model(config if config is not None else load_config(source), precision, device, cfg.attn)
 
 
 def _setup(
@@ -136,11 +149,11 @@ def _setup(
     config = load_config(model_from)
     check_max_len(config, cfg.max_len)
     tokenizer = load_tokenizer(weights_from)
-    model = load_model(model_from, precision, device, cfg.attn, config=config)
+    model = _load(model_from, precision, cfg, ranks, device, config)
     ref_model = None
     if cfg.objective.beta > 0:
         ref_precision = reference_precision(precision, device)
-        ref = load_model(source, ref_precision, device, cfg.attn).eval().requires_grad_(False)
+        ref = _load(source, ref_precision, cfg, ranks, device).eval().requires_grad_(False)
         ref_model = _policy(ref, cfg, ranks, ref_precision, device)
     model.train()
     if cfg.gradient_checkpointing:

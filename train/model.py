@@ -242,8 +242,12 @@ def load_model(
     device: torch.device,
     attn: str = "auto",
     config: PretrainedConfig | None = None,
+    place: bool = True,
 ) -> PreTrainedModel:
     """``from_pretrained`` in the parameter dtype, moved to ``device``, attention chosen for packed rows.
+
+    ``place=False`` leaves the weights in host memory (attention still chosen for ``device``): a sharded
+    run's rank 0 reads them there and FSDP sends each rank its shard.
 
     A folder or id that is not a causal LM (missing weights: OSError; e.g. a T5 config: ValueError) is a
     one-line error naming ``--model``.
@@ -265,7 +269,19 @@ def load_model(
         raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
     set_attention(model, implementation)
     model.config.use_cache = False
-    return model.to(device)
+    return model.to(device) if place else model
+
+
+def empty_model(config: PretrainedConfig, precision: Precision, device: torch.device, attn: str = "auto"):
+    """The model of ``config`` on the meta device: its structure, no memory (a sharded run's other ranks)."""
+    from transformers import AutoModelForCausalLM
+
+    implementation = pick_attention(attn, device, config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=precision.param_dtype)
+    set_attention(model, implementation)
+    model.config.use_cache = False
+    return model
 
 
 def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
