@@ -8,6 +8,7 @@ Heavy imports (polars, math-verify, torch) happen inside the commands so ``--hel
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -354,7 +355,9 @@ def main() -> None:
     try:
         app()
     except OffcurateError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        # under torchrun every rank meets the same bad option or input: rank 0 alone says it
+        if os.environ.get("RANK", "0") == "0":
+            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

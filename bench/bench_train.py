@@ -17,8 +17,13 @@ ours    the project's step (offcurate.train.compute.accumulate): packed rows (va
 lean    ``offcurate train --dtype bf16``, the trainer's low-memory configuration: the same step with bf16
         weights, gradients and AdamW states (8 bytes a parameter instead of 16), updates stochastically
         rounded so that lr 1e-6 still trains, gradient clipping included.
-lora    7B with peft LoRA (r=64 on every projection), when peft is installed: not an ``offcurate train``
-        option, a measurement of what a 7B would take.
+fsdp    ``ours`` as ``torchrun -m offcurate train`` runs it, on a one-rank process group: FSDP2 per decoder
+        layer + the PackedPolicy root, MixedPrecisionPolicy (bf16 params, fp32 reduce) instead of autocast.
+        Beside ``ours`` on one GPU it is the price of the sharding machinery itself (copies in and out of
+        the flat shards, hooks); ``fsdp-lean`` is the same for ``lean``. Rows for several GPUs need torchrun
+        and several GPUs: not in this script yet.
+lora    7B as ``offcurate train --dtype bf16 --lora-r 64`` trains it (peft adapters on every projection,
+        frozen bf16 base), when peft is installed.
 MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor;
 LoRA rows count their frozen base weights 4 per token instead of 6 (no weight gradient).
 """
@@ -41,6 +46,8 @@ from checkout import ROOT, use_this_checkout
 use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
 
 from offcurate.train.compute import accumulate, micro_batches, optimizer_step  # noqa: E402
+from offcurate.train.distributed import shard  # noqa: E402
+from offcurate.train.lora import add_lora, inner  # noqa: E402
 from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
 from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention  # noqa: E402
 from offcurate.train.objective import ObjectiveConfig  # noqa: E402
@@ -71,7 +78,7 @@ class Run:
     """One row: a model shape, a mode, trajectory length ``seq`` and how many are packed per step."""
 
     shape: str
-    mode: str  # naive | ours | lean | lora
+    mode: str  # naive | ours | lean | fsdp | fsdp-lean | lora
     seq: int
     per_step: int = 1
     ckpt_every: int = 1  # 1: every layer, 2: every 2nd (selective), 0: none
@@ -104,8 +111,13 @@ def cases() -> dict[str, list[Run]]:
             Run("1.5B", "naive", 16384),
             Run("1.5B", "ours", 16384, target=">=50% MFU, <=40 GiB"),
             Run("1.5B", "ours", 16384, ckpt_every=2, target=">=50% MFU, <=40 GiB"),
+            Run("1.5B", "fsdp", 16384, target="~ours (1 GPU)"),
         ],
-        "1.5B@32K": [Run("1.5B", "naive", 32768), Run("1.5B", "lean", 32768, target=">=40% MFU, <=20 GiB")],
+        "1.5B@32K": [
+            Run("1.5B", "naive", 32768),
+            Run("1.5B", "lean", 32768, target=">=40% MFU, <=20 GiB"),
+            Run("1.5B", "fsdp-lean", 32768, target="~lean (1 GPU)"),
+        ],
         "7B@16K": [
             Run("7B", "lean", 16384, target="fits 80 GB"),
             Run("7B", "lora", 16384, target="fits 80 GB"),
@@ -120,6 +132,8 @@ def smoke_cases() -> dict[str, list[Run]]:
             Run("tiny", "ours", 256, per_step=4),
             Run("tiny", "ours", 256, per_step=4, ckpt_every=2),
             Run("tiny", "lean", 256),
+            Run("tiny", "fsdp", 256, per_step=4),
+            Run("tiny", "fsdp-lean", 256),
         ]
     }
 
@@ -195,9 +209,11 @@ def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_st
         return step
     # what offcurate train runs: --dtype bf16-mixed (ours) or bf16 (lean, lora), --grad-clip 1, lr 1e-6
     set_attention(model, "offcurate_varlen" if device.type == "cuda" else "sdpa")
-    precision = resolve_precision("bf16-mixed" if run.mode == "ours" else "bf16", device)
+    precision = resolve_precision("bf16-mixed" if run.mode in ("ours", "fsdp") else "bf16", device)
     batches = micro_batches(_samples(run, vocab), budget=run.seq * run.per_step)
     objective = ObjectiveConfig()
+    if run.mode.startswith("fsdp"):
+        model = shard(model, precision, 1024, device)  # the PackedPolicy root the trainer steps
     opt = build_optimizer(model, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
 
     def step() -> None:
@@ -209,15 +225,10 @@ def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_st
 
 def _prepare(run: Run, device: torch.device):
     # the same precisions on CPU (--smoke) as on the GPU, so the smoke run covers the same code
-    dtype = torch.float32 if run.mode == "ours" else torch.bfloat16
+    dtype = torch.float32 if run.mode in ("ours", "fsdp") else torch.bfloat16
     model = build(run.shape, device, dtype, run.seq)
-    if run.mode == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-        model = get_peft_model(
-            model, LoraConfig(r=64, lora_alpha=128, target_modules=targets)
-        ).base_model.model
+    if run.mode == "lora":  # as `offcurate train --lora-r 64` builds it (alpha 2r, every projection)
+        model = inner(add_lora(model, 64, 128.0, "all-linear"))
     if run.mode == "naive":  # the anchor's setup
         model.config._attn_implementation = "sdpa"
         if run.ckpt_every:
@@ -275,6 +286,15 @@ def measure(
     }
 
 
+def one_rank_group(device: torch.device) -> None:
+    """A process group of one rank (no torchrun needed), so the fsdp rows run the sharded code path."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+
+
 def table(groups: dict[str, list[Run]]) -> list[str]:
     """Markdown rows; `vs naive` divides tokens/s by the naive row of the same case."""
     lines = ["| case | mode | tokens/step | tok/s | MFU | peak GiB | vs naive | target |", "|" + "---|" * 8]
@@ -329,12 +349,18 @@ def main(argv: list[str] | None = None) -> int:
         f", measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s" if peak else " (smoke: no MFU)"
     )
     print(header, flush=True)
+    if any(r.mode.startswith("fsdp") for runs in groups.values() for r in runs):
+        one_rank_group(device)
     for runs in groups.values():
         for run in runs:
             measure(run, device, peak, args.steps, args.warmup, naive)
             print(f"  {run.shape} {run.label} T={run.seq}x{run.per_step}: {run.result}", flush=True)
     lines = [f"naive = {naive_source}", ""] + table(groups) + ["", MFU_NOTE]
     print("\n".join(lines))
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()  # gloo may abort at interpreter exit otherwise
     if args.append:
         with args.append.open("a") as f:
             f.write(f"\n### {time.strftime('%Y-%m-%d')} {header}\n\n" + "\n".join(lines) + "\n")

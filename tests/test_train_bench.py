@@ -18,7 +18,8 @@ def test_bench_smoke_prints_a_row_per_mode(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert env == {"leaked": [], "offcurate": str(ROOT / "__init__.py")}
     rows = [line for line in out.read_text().splitlines() if line.startswith("| tiny@256")]
-    assert [row.split("|")[2].strip() for row in rows] == ["naive", "ours", "ours sel", "lean"]
+    modes = ["naive", "ours", "ours sel", "lean", "fsdp", "fsdp-lean"]
+    assert [row.split("|")[2].strip() for row in rows] == modes
     assert all("error" not in row and "OOM" not in row for row in rows), rows
     assert any(line.startswith("naive = ") for line in out.read_text().splitlines())  # which naive step
 

@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from offcurate.train.optim import StochasticRoundingAdamW, build_optimizer, round_stochastic_
+from offcurate.train.optim import (
+    StochasticRoundingAdamW,
+    build_optimizer,
+    round_stochastic_,
+    rounding_noise,
+)
 from offcurate.train.tiny import build_model
 
 ULP_AT_1 = 2.0**-7  # bf16 spacing in [1, 2)
@@ -46,6 +51,19 @@ def test_stochastic_rounding_is_unbiased(sign):
     exact = torch.tensor([0.5, -3.0, 0.0, 1.0 + ULP_AT_1])
     round_stochastic_(target[:4], exact)
     assert target[:4].float().tolist() == exact.tolist()  # representable values never move
+
+
+def test_rounding_noise_is_a_uniform_function_of_position():
+    """Any slice of a tensor (a rank's shard) gets the bits the whole tensor gets at those positions."""
+    cpu = torch.device("cpu")
+    whole = rounding_noise(12345, 0, 100_000, cpu)
+    assert torch.equal(rounding_noise(12345, 40_000, 7_000, cpu), whole[40_000:47_000])
+    assert whole.dtype == torch.int32 and whole.min() >= 0 and whole.max() < 1 << 16
+    assert whole.float().mean().item() / (1 << 16) == pytest.approx(0.5, abs=0.005)
+    bits = [((whole >> b) & 1).float().mean().item() for b in range(16)]
+    assert bits == pytest.approx([0.5] * 16, abs=0.01)  # every bit is a fair coin
+    other = rounding_noise(12346, 0, 100_000, cpu)  # the next step or parameter: fresh bits
+    assert (other == whole).float().mean().item() < 0.001
 
 
 def _drift(optimizer_class, steps=200, lr=1e-6):

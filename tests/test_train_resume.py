@@ -134,3 +134,30 @@ def test_resume_refuses_changed_objective_and_missing_checkpoint(tmp_path):
         shutil.rmtree(checkpoint)
     with pytest.raises(OffcurateError, match="no checkpoint"):
         run_training(_config(voted, run, max_steps=1, objective=ObjectiveConfig(), resume=True))
+
+
+def test_resumes_a_checkpoint_written_before_the_dcp_shards(tmp_path):
+    """Older checkpoints kept the optimizer inside trainer_state.pt and one RNG state: they still resume."""
+    from offcurate.train.checkpoint import STATE_FILE
+    from offcurate.train.data import open_voted
+    from offcurate.train.distributed import Ranks
+    from offcurate.train.engine import _setup
+    from offcurate.train.model import resolve_precision
+
+    voted = write_voted(tmp_path / "voted")
+    straight, old = tmp_path / "straight", tmp_path / "old"
+    run_training(_config(voted, straight))
+    _crashed_after_step_3(voted, straight, old)
+    cpu, ckpt = torch.device("cpu"), old / "checkpoint-000002"
+    session = _setup(
+        _config(voted, old, resume=True), Ranks(), cpu, resolve_precision("auto", cpu), open_voted(voted)
+    )
+    state = torch.load(ckpt / STATE_FILE, weights_only=True)
+    state["optimizer"], state["rng"] = session.optimizer.state_dict(), state["rng"][0]  # the old layout
+    torch.save(state, ckpt / STATE_FILE)
+    shutil.rmtree(ckpt / "sharded")
+
+    run_training(_config(voted, old, resume=True))
+    a, b = load_file(straight / "final" / "model.safetensors"), load_file(old / "final" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _rows(old / "metrics.jsonl") == _rows(straight / "metrics.jsonl")

@@ -1,31 +1,41 @@
 """Checkpoints: the model in Hugging Face format plus everything needed to continue bit for bit.
 
     RUN/checkpoint-000100/  config.json, model.safetensors, tokenizer files   (from_pretrained-able)
-                            trainer_state.pt: step, run length, data position, optimizer, scheduler,
-                                              RNG states
+                            sharded/: model + optimizer (torch.distributed.checkpoint, one file per rank)
+                            trainer_state.pt: step, run length, data position, scheduler, RNG of each rank
     offcurate train ... -o RUN --resume                                         (continues from the newest)
 
-A checkpoint is written to a hidden temporary folder and renamed into place, so a crash while saving never
-leaves a folder that looks complete; only the newest ``keep_last`` checkpoints are kept. Resuming on the
-same device reproduces the uninterrupted run exactly (tests/test_train_resume.py checks it on CPU).
+The model and optimizer go through ``torch.distributed.checkpoint`` (DCP): every rank writes its own
+shards, nobody gathers the optimizer, and a checkpoint loads on any number of ranks (DCP reshards on
+load), so a run started on 8 GPUs can continue on 1. The Hugging Face folder beside it is written by rank
+0 from the gathered full state dict. A checkpoint is written to a hidden temporary folder and renamed into
+place, so a crash while saving never leaves a folder that looks complete; only the newest ``keep_last``
+checkpoints are kept. Resuming on the same device and world size reproduces the uninterrupted run exactly
+(tests/test_train_resume.py, tests/test_train_distributed.py check it on CPU).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
 
 from ..curate.io.errors import OffcurateError
+from .distributed import Ranks, barrier
+from .lora import adapter_state, is_lora
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 STATE_FILE = "trainer_state.pt"
+SHARDED = "sharded"
 _NAME = re.compile(r"^checkpoint-(\d{6,})$")
 
 
@@ -48,49 +58,151 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def gather_rng_states(ranks: Ranks) -> list[dict[str, Any]]:
+    """The RNG state of every rank, in rank order (a list of one without torchrun)."""
+    if not ranks.sharded:
+        return [rng_state()]
+    states: list[Any] = [None] * ranks.world
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
+def set_rng_state(states: list[dict[str, Any]] | dict[str, Any], rank: int = 0) -> None:
+    """This rank's saved RNG state; a rank the checkpoint did not have keeps its seeded state."""
+    if isinstance(states, dict):  # written by one process before checkpoints held every rank's
+        states = [states]
+    if rank >= len(states):
+        return
+    state = states[rank]
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def full_model_state(policy: torch.nn.Module, ranks: Ranks) -> dict[str, torch.Tensor] | None:
+    """The Hugging Face state dict of a sharded ``PackedPolicy``, gathered on rank 0 (CPU); None unsharded.
+
+    Every rank must call it (the gather is collective); only rank 0 gets the tensors.
+    """
+    if not ranks.sharded:
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    full = get_model_state_dict(policy, options=options)
+    # a tied head is the embedding under a second name: save_pretrained writes it once
+    names = {n for n, _ in policy.named_parameters(remove_duplicate=False)}
+    tied = names - dict(policy.named_parameters()).keys()
+    return {k.removeprefix("model."): v for k, v in full.items() if k not in tied}
+
+
+def _write_hf(folder: Path, model: PreTrainedModel, tokenizer, state: dict | None) -> None:
+    """A transformers model folder, or for a LoRA run the peft adapter folder."""
+    if is_lora(model) and state is not None:
+        model.save_pretrained(folder, state_dict=adapter_state(state), safe_serialization=True)
+    elif state is None:
+        model.save_pretrained(folder, safe_serialization=True)
+    else:
+        model.save_pretrained(folder, state_dict=state, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+def save_hf_folder(
+    folder: Path, model: PreTrainedModel, policy: torch.nn.Module, tokenizer, ranks: Ranks
+) -> None:
+    """Model + tokenizer as a from_pretrained-able folder (rank 0 writes; replaced atomically)."""
+    state = full_model_state(policy, ranks)
+    if ranks.main:
+        tmp = folder.with_name(f".{folder.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _write_hf(tmp, model, tokenizer, state)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    barrier(ranks)
 
 
 def save_checkpoint(
     run_dir: Path,
     step: int,
     model: PreTrainedModel,
+    policy: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     data_state: dict[str, Any],
     total_steps: int,
     keep_last: int = 2,
+    ranks: Ranks = Ranks(),
 ) -> Path:
     """Write checkpoint-STEP atomically, then drop the oldest beyond ``keep_last`` (0 keeps all).
 
-    ``total_steps`` is the run's length: the scheduler is a LambdaLR whose state does not hold the
-    horizon of its cosine, so a resumed run rebuilds it from this number.
+    Every rank calls it. ``total_steps`` is the run's length: the scheduler is a LambdaLR whose state
+    does not hold the horizon of its cosine, so a resumed run rebuilds it from this number.
     """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
     final = checkpoint_dir(run_dir, step)
-    tmp = run_dir / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    state = {
-        "step": step,
-        "total_steps": total_steps,
-        "data": data_state,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": rng_state(),
-    }
-    torch.save(state, tmp / STATE_FILE)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    if keep_last > 0:
-        for old in list_checkpoints(run_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+    tmp = run_dir / f".{final.name}.tmp"  # the same path on every rank: they all write into it
+    if ranks.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    barrier(ranks)
+    model_state, optim_state = get_state_dict(policy, optimizer)
+    with _one_process_is_fine():
+        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp / SHARDED)
+    full = full_model_state(policy, ranks)
+    rngs = gather_rng_states(ranks)
+    if ranks.main:
+        _write_hf(tmp, model, tokenizer, full)
+        state = {
+            "step": step,
+            "total_steps": total_steps,
+            "world_size": ranks.world,
+            "data": data_state,
+            "scheduler": scheduler.state_dict(),
+            "rng": rngs,
+        }
+        torch.save(state, tmp / STATE_FILE)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        if keep_last > 0:
+            for old in list_checkpoints(run_dir)[:-keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+    barrier(ranks)
     return final
+
+
+@contextmanager
+def _one_process_is_fine() -> Iterator[None]:
+    """Silence DCP's notice that it runs without a process group: that is the one-process run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
+def load_sharded_state(
+    path: Path, state: dict[str, Any], policy: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> None:
+    """Model and optimizer of a checkpoint into this run's (possibly differently) sharded ones.
+
+    A checkpoint written before the DCP shards (its optimizer inside trainer_state.pt, its weights in
+    the Hugging Face folder the model was just loaded from) still resumes in one process.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    if not (path / SHARDED).is_dir():
+        if "optimizer" in state and not (dist.is_available() and dist.is_initialized()):
+            optimizer.load_state_dict(state["optimizer"])
+            return
+        raise OffcurateError(f"{path}: no {SHARDED}/ model and optimizer state to resume from")
+    model_state, optim_state = get_state_dict(policy, optimizer)
+    state = {"model": model_state, "optim": optim_state}
+    with _one_process_is_fine():
+        dcp.load(state, checkpoint_id=path / SHARDED)
+    set_state_dict(policy, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
     offcurate train -i runs/demo/voted -o runs/train-demo --model tiny-random --max-steps 20
     offcurate train -i data/voted -o runs/r1 --model Qwen/Qwen2.5-1.5B-Instruct --max-len 16384
+    torchrun --nproc-per-node 8 -m offcurate train -i data/voted -o runs/r7b --model Qwen/Qwen2.5-7B-Instruct
 
 The heavy imports happen when the command runs, so ``offcurate --help`` stays instant and a missing
 ``train`` extra is a one-line error (``extra.py``) instead of an ImportError at start-up. The options come in
-help panels (objective, schedule, data, engine, output) that stay readable at 80 columns.
+help panels (objective, schedule, data, engine, output, LoRA) that stay readable at 80 columns.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Attn(str, Enum):
 
 
 OBJECTIVE, SCHEDULE, DATA, ENGINE, OUTPUT = "Objective", "Schedule", "Data", "Engine", "Output"
+LORA = "LoRA"
 
 
 def _opt(help: str, *names: str, panel: str | None = None, **kwargs) -> typer.models.OptionInfo:
@@ -128,7 +130,7 @@ def train(
         int, _opt("Tokens per lm_head chunk: bounds the logits held at once.", panel=ENGINE)
     ] = 1024,
     device: Annotated[
-        str, _opt("`auto` (CUDA if present), `cpu`, `cuda`, `cuda:1`, ...", panel=ENGINE)
+        str, _opt("`auto` (CUDA if present), `cpu`, `cuda:1`, ... (torchrun: cuda:LOCAL_RANK).", panel=ENGINE)
     ] = "auto",
     dtype: Annotated[
         DType,
@@ -165,8 +167,9 @@ def train(
     resume: Annotated[
         bool,
         _opt(
-            "Continue from the newest checkpoint in OUTPUT (bit-identical on the same device); "
-            "refuses options that change the objective, data order or schedule.",
+            "Continue from the newest checkpoint in OUTPUT (bit-identical on the same device and "
+            "number of ranks; another number of torchrun ranks works too); refuses options that "
+            "change the objective, data order or schedule.",
             "--resume",
             panel=OUTPUT,
         ),
@@ -174,18 +177,43 @@ def train(
     overwrite: Annotated[
         bool, _opt("Delete an earlier run in OUTPUT first (otherwise refused).", "--overwrite", panel=OUTPUT)
     ] = False,
+    report_to: Annotated[
+        str,
+        _opt(
+            "Trackers beside metrics.jsonl: `none`, or any of `tensorboard` (RUN/tensorboard/), `wandb` "
+            "(WANDB_MODE=offline, WANDB_PROJECT), `trackio` (TRACKIO_PROJECT), comma-separated.",
+            panel=OUTPUT,
+        ),
+    ] = "none",
+    lora_r: Annotated[
+        int,
+        _opt(
+            "LoRA rank (peft): train rank-r adapters of a frozen model (0: every weight); final/ then "
+            "holds the adapter.",
+            panel=LORA,
+        ),
+    ] = 0,
+    lora_alpha: Annotated[float | None, _opt("Adapters add (alpha/r)·B·A. Default: 2·r.", panel=LORA)] = None,
+    lora_targets: Annotated[
+        str, _opt("`all-linear` (every linear layer but the head) or e.g. q_proj,v_proj.", panel=LORA)
+    ] = "all-linear",
+    merge: Annotated[
+        bool, _opt("Also write RUN/final-merged/: adapters folded in (transformers).", "--merge", panel=LORA)
+    ] = False,
 ) -> None:
     """Off-policy GRPO on the teacher traces of `offcurate vote`, with the all-positive bias.
 
     Per question (G traces, rewards r): A = (r - mean) / (std + 1e-6), population std, plus --bias when
     every r > 0; per token: min[π·A, max(π, 1-ε)·A], the teacher's probability taken as 1. Questions whose
     vote status is not ok are skipped. Writes metrics.jsonl, resumable checkpoints and OUTPUT/final/
-    (Hugging Face format).
+    (Hugging Face format). Under `torchrun --nproc-per-node N -m offcurate train ...` the model is sharded
+    with FSDP2 over N processes and each step is split across them, with the result of one process.
     """
     require_train_extra("offcurate train")
     from .config import TrainConfig
     from .engine import run_training
     from .objective import ObjectiveConfig
+    from .tracking import parse_report_to
 
     try:
         objective = ObjectiveConfig(loss.value, bias, eps, beta, shaping.value, gamma)
@@ -217,5 +245,12 @@ def train(
         dtype=dtype.value,
         attn=attn.value,
         gradient_checkpointing=not no_gradient_checkpointing,
+        report_to=parse_report_to(report_to),
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_targets=lora_targets,
+        merge=merge,
     )
-    run_training(cfg).print()
+    report = run_training(cfg)
+    if report is not None:  # under torchrun only rank 0 reports
+        report.print()

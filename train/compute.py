@@ -58,6 +58,8 @@ def accumulate(
         terms = token_terms(logp, mb.advantages, objective, ref_logp)
         loss = weighted_loss(terms, mb.weights)
         loss.backward()
+        if cpu_batch.padding:
+            continue
         with torch.no_grad():
             stats.loss += loss.detach()
             stats.prob_sum += logp.detach().exp().sum()

@@ -13,7 +13,7 @@ budget, chunk size, save cadence, --stop-after) may change.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,9 @@ IDENTITY = (
     "max_steps",
     "epochs",
     "dtype",
+    "lora_r",
+    "lora_alpha",
+    "lora_targets",
 )
 
 
@@ -66,6 +69,11 @@ class TrainConfig:
     dtype: str = "auto"
     attn: str = "auto"
     gradient_checkpointing: bool = True
+    report_to: tuple[str, ...] = ()  # trackers beside metrics.jsonl (tracking.REPORTERS)
+    lora_r: int = 0  # 0: train every weight; > 0: LoRA adapters of this rank (lora.py)
+    lora_alpha: float | None = None  # None: 2·r
+    lora_targets: str = "all-linear"
+    merge: bool = False
 
     def validate(self) -> None:
         checks = [
@@ -86,6 +94,11 @@ class TrainConfig:
             (self.grad_clip >= 0, "--grad-clip must be >= 0 (0: no clipping)"),
             (self.save_every >= 0, "--save-every must be >= 0 (0: only at the end)"),
             (self.keep_last >= 0, "--keep-last must be >= 0 (0: keep all)"),
+            (self.lora_r >= 0, "--lora-r must be >= 0 (0: no LoRA)"),
+            (self.lora_alpha is None or self.lora_alpha > 0, "--lora-alpha must be > 0"),
+            (self.lora_r > 0 or self.lora_alpha is None, "--lora-alpha applies to LoRA runs: pass --lora-r"),
+            (self.lora_r > 0 or self.lora_targets == "all-linear", "--lora-targets applies to LoRA runs"),
+            (self.lora_r > 0 or not self.merge, "--merge folds LoRA adapters in: pass --lora-r"),
         ]
         for ok, message in checks:
             if not ok:
@@ -107,6 +120,8 @@ class TrainConfig:
         if not path.is_file():
             raise OffcurateError(f"{path}: missing; this folder was not written by offcurate train")
         saved, mine = _flat(json.loads(path.read_text())), _flat(self.to_json())
+        for key, value in _DEFAULTS.items():  # an option added since the run started had its default
+            saved.setdefault(key, value)
         keys = [k for k in mine if k in IDENTITY or k in OBJECTIVE_KEYS]
         changed = [
             f"--{k.replace('_', '-')} {saved.get(k)!r} -> {mine[k]!r}"
@@ -130,6 +145,9 @@ def warmup_warning(warmup_steps: int, total_steps: int, lr: float) -> str | None
         f"peaks at {lr * total_steps / warmup_steps:.3g} ({total_steps}/{warmup_steps} of --lr {lr:g}) "
         "and never decays; lower --warmup-steps to reach --lr"
     )
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def _flat(data: dict[str, Any]) -> dict[str, Any]:

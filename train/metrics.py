@@ -4,8 +4,10 @@
 
 A row: step, epoch, loss (the exact step loss), mean_advantage (over every trace of the step's questions,
 bias included), all_positive_fraction, grad_norm (before clipping), lr, questions, trajectories (run
-through the model), tokens (prompt + response) and loss_tokens, mean_token_prob (mean π of response
-tokens), kl (k3, only with --beta), dropped_long, step_seconds, tokens_per_s, mfu, peak_memory_gib.
+through the model), micro_batches (packed rows, all ranks together, no padding rows), tokens (prompt +
+response) and loss_tokens, mean_token_prob (mean π of response tokens), kl (k3, only with --beta),
+dropped_long, step_seconds, tokens_per_s, mfu, peak_memory_gib. Under torchrun rank 0 writes the rows;
+sums are over every rank, timings and memory are rank 0's.
 
 MFU and peak memory are measured by ``mfu`` (model FLOPs over the measured bf16 matmul peak).
 """

@@ -242,8 +242,12 @@ def load_model(
     device: torch.device,
     attn: str = "auto",
     config: PretrainedConfig | None = None,
+    place: bool = True,
 ) -> PreTrainedModel:
     """``from_pretrained`` in the parameter dtype, moved to ``device``, attention chosen for packed rows.
+
+    ``place=False`` leaves the weights in host memory (attention still chosen for ``device``): a sharded
+    run's rank 0 reads them there and FSDP sends each rank its shard.
 
     A folder or id that is not a causal LM (missing weights: OSError; e.g. a T5 config: ValueError) is a
     one-line error naming ``--model``.
@@ -265,7 +269,19 @@ def load_model(
         raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
     set_attention(model, implementation)
     model.config.use_cache = False
-    return model.to(device)
+    return model.to(device) if place else model
+
+
+def empty_model(config: PretrainedConfig, precision: Precision, device: torch.device, attn: str = "auto"):
+    """The model of ``config`` on the meta device: its structure, no memory (a sharded run's other ranks)."""
+    from transformers import AutoModelForCausalLM
+
+    implementation = pick_attention(attn, device, config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=precision.param_dtype)
+    set_attention(model, implementation)
+    model.config.use_cache = False
+    return model
 
 
 def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
@@ -328,9 +344,20 @@ def chunked_logprobs(
 
 
 def packed_logprobs(
-    model: PreTrainedModel, mb: MicroBatch, precision: Precision, chunk: int = 1024
+    model: PreTrainedModel | PackedPolicy, mb: MicroBatch, precision: Precision, chunk: int = 1024
 ) -> torch.Tensor:
-    """log π of every response token of a packed micro-batch (float32, [M])."""
+    """log π of every response token of a packed micro-batch (float32, [M]).
+
+    A ``PackedPolicy`` (the sharded runs' root module) is called instead, so its FSDP hooks fire.
+    """
+    if isinstance(model, PackedPolicy):
+        return model(mb.input_ids, mb.position_ids, mb.pred_index, mb.targets, mb.cu_seqlens, mb.max_seqlen)
+    return _packed_logprobs(model, mb, precision, chunk)
+
+
+def _packed_logprobs(
+    model: PreTrainedModel, mb: MicroBatch, precision: Precision, chunk: int
+) -> torch.Tensor:
     device = mb.input_ids.device
     extra = {}
     if model.config._attn_implementation in (VARLEN, "flash_attention_2", "flash_attention_3"):
@@ -340,6 +367,26 @@ def packed_logprobs(
         out = decoder(model)(input_ids=mb.input_ids, position_ids=mb.position_ids, use_cache=False, **extra)
         hidden = out.last_hidden_state[0].index_select(0, mb.pred_index)
         return chunked_logprobs(hidden, model.get_output_embeddings(), mb.targets, chunk)
+
+
+class PackedPolicy(torch.nn.Module):
+    """A causal LM whose ``forward`` is ``packed_logprobs``: the root module a sharded run wraps.
+
+    The step calls the decoder body and the output head separately (never ``model.forward``), so with
+    FSDP the module that owns the embedding, final norm and head must be one whose ``forward`` the step
+    does call: its root hooks then gather those weights before the step and reduce their gradients
+    after. Only integer tensors go in (FSDP's mixed precision casts floating inputs).
+    """
+
+    def __init__(self, model: PreTrainedModel, precision: Precision, chunk: int = 1024):
+        super().__init__()
+        self.model, self.precision, self.chunk = model, precision, chunk
+
+    def forward(
+        self, input_ids, position_ids, pred_index, targets, cu_seqlens, max_seqlen: int
+    ) -> torch.Tensor:
+        mb = MicroBatch(input_ids, position_ids, cu_seqlens, max_seqlen, pred_index, targets, None, None, [])
+        return _packed_logprobs(self.model, mb, self.precision, self.chunk)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -11,6 +11,9 @@ bf16 weights (``--dtype bf16``, the lean mode: 2 + 2 + 4 bytes a parameter for w
 AdamW states instead of 4 + 4 + 8) get ``StochasticRoundingAdamW``: with round-to-nearest an update below
 half a bf16 spacing is lost (at |w| ≈ 0.02 the spacing is 2⁻¹³ ≈ 1.2e-4, so lr 1e-6 never moves a weight,
 and β₂ = 0.999 never moves v); rounding up or down at random, in proportion, lands every update on average.
+The random bits are a hash of (seed, parameter, step, element position in the whole tensor), not draws from
+an RNG stream: a sharded run (each rank updates its own slice) then rounds every element exactly as one
+process would, whatever the number of ranks, and a resumed run needs no RNG state to round the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .objective import lr_multiplier
 
 
 def build_optimizer(
-    model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device
+    model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device, seed: int = 0
 ) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters; 1-D tensors (biases, norm scales) get no weight decay.
 
@@ -39,7 +42,7 @@ def build_optimizer(
         {"params": no_decay, "weight_decay": 0.0},
     ]
     if any(p.dtype == torch.bfloat16 for p in decay + no_decay):
-        return StochasticRoundingAdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        return StochasticRoundingAdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, seed=seed)
     fused = device.type == "cuda"
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
 
@@ -59,20 +62,74 @@ def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
     if not params:
         return 0.0
     limit = max_norm if max_norm > 0 else math.inf
-    return float(torch.nn.utils.clip_grad_norm_(params, limit))
+    norm = torch.nn.utils.clip_grad_norm_(params, limit)
+    full = getattr(norm, "full_tensor", None)  # sharded gradients: a DTensor, summed over the ranks here
+    return float(full() if full is not None else norm)
 
 
-def round_stochastic_(target: torch.Tensor, value: torch.Tensor) -> None:
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(x: int) -> int:
+    """lowbias32 (Chris Wellons' integer hash): a bijection of 32-bit ints with good avalanche."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x * c) mod 2**32 for int64 ``x`` < 2**32 without int64 overflow (c split in 16-bit halves)."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+
+def rounding_noise(key: int, start: int, n: int, device: torch.device) -> torch.Tensor:
+    """16 random bits (int32 in [0, 65536)) for elements ``start .. start+n-1`` of a tensor, given ``key``.
+
+    A pure function of (key, position): any slice of a tensor gets the bits the whole tensor would.
+    """
+    x = torch.arange(start, start + n, dtype=torch.int64, device=device)
+    x = (_mul32(x & _M32, 0x9E3779B1) + key) & _M32  # Weyl step: distinct positions (mod 2**32) -> words
+    x ^= x >> 16
+    x = _mul32(x, 0x7FEB352D)
+    x ^= x >> 15
+    x = _mul32(x, 0x846CA68B)
+    x ^= x >> 16
+    return (x >> 16).to(torch.int32)
+
+
+def round_stochastic_(target: torch.Tensor, value: torch.Tensor, noise: torch.Tensor | None = None) -> None:
     """``target`` (bf16) ← ``value`` (fp32) rounded down or up at random, up with probability equal to
     the fraction of the bf16 spacing ``value`` lies above the lower neighbour: unbiased, E[target] = value.
 
     bf16 is the top half of an fp32 bit pattern: adding a uniform 16-bit number to the lower half and
-    truncating it does exactly that (for either sign, as the pattern is sign-magnitude). Uses the global
-    torch RNG of the device, whose state checkpoints store, so a resumed run rounds the same way.
+    truncating it does exactly that (for either sign, as the pattern is sign-magnitude). ``noise``: the
+    16-bit numbers (``rounding_noise``); by default drawn from the device's torch RNG.
     """
-    noise = torch.randint(0, 1 << 16, value.shape, dtype=torch.int32, device=value.device)
+    if noise is None:
+        noise = torch.randint(0, 1 << 16, value.shape, dtype=torch.int32, device=value.device)
     bits = value.view(torch.int32).add(noise).bitwise_and_(-65536)  # -65536 = 0xFFFF0000
     target.copy_(bits.view(torch.float32))
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The local shard of a DTensor (FSDP2 parameter, gradient or state), a view; else ``t``."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if to_local is not None else t
+
+
+def _global_start(p: torch.Tensor) -> int:
+    """Flat position, in the whole tensor, of the first element of this rank's shard (0 unsharded)."""
+    if not hasattr(p, "to_local"):
+        return 0
+    from torch.distributed.tensor import Shard
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    if any(isinstance(pl, Shard) and pl.dim != 0 for pl in p.placements):
+        raise ValueError("stochastic rounding expects parameters sharded on dim 0 (FSDP2's default)")
+    _, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
+    return offset[0] * (p[0].numel() if p.ndim else 1)
 
 
 class StochasticRoundingAdamW(torch.optim.Optimizer):
@@ -85,9 +142,9 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 chunk: int = 1 << 24):  # fmt: skip
+                 chunk: int = 1 << 24, seed: int = 0):  # fmt: skip
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-        self.chunk = chunk
+        self.chunk, self.seed = chunk, seed
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -95,9 +152,11 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        number = -1
         for group in self.param_groups:
             lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p in group["params"]:
+                number += 1  # the parameter's place in the optimizer: the same on every rank
                 if p.grad is None:
                     continue
                 state = self.state[p]
@@ -109,8 +168,11 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
                 t = state["step"].item()
                 step_size = lr / (1 - beta1**t)
                 bias_correction2_sqrt = (1 - beta2**t) ** 0.5
-                views = (p.view(-1), p.grad.view(-1), state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1))
-                for start in range(0, p.numel(), self.chunk):
+                tensors = (p, p.grad, state["exp_avg"], state["exp_avg_sq"])
+                views = [_local(x).view(-1) for x in tensors]
+                offset = _global_start(p)
+                keys = [_mix32(_mix32(_mix32(self.seed) ^ number) ^ int(t)) + k for k in range(3)]
+                for start in range(0, views[0].numel(), self.chunk):
                     w, g, m, v = (x[start : start + self.chunk] for x in views)
                     g32, w32, m32, v32 = g.float(), w.float(), m.float(), v.float()
                     w32.mul_(1 - lr * decay)
@@ -118,9 +180,10 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
                     v32.mul_(beta2).addcmul_(g32, g32, value=1 - beta2)
                     denom = (v32.sqrt() / bias_correction2_sqrt).add_(eps)
                     w32.addcdiv_(m32, denom, value=-step_size)
-                    for target, value in ((w, w32), (m, m32), (v, v32)):
+                    for key, target, value in zip(keys, (w, m, v), (w32, m32, v32)):
                         if target.dtype == torch.bfloat16:
-                            round_stochastic_(target, value)
+                            noise = rounding_noise(key, offset + start, value.numel(), value.device)
+                            round_stochastic_(target, value, noise)
                         else:
                             target.copy_(value)
         return loss

@@ -46,6 +46,7 @@ class MicroBatch:
     advantages: torch.Tensor  # [M] float32, A_i of the token's trajectory
     weights: torch.Tensor  # [M] float32, 1/(Q·G·|o_i|)
     seq_lengths: list[int]
+    padding: bool = False  # a zero-weight row that only keeps sharded ranks in step (in no statistic)
 
     @property
     def n_tokens(self) -> int:
