@@ -9,7 +9,28 @@ CASES = {
     "boxed_after_think": (r"<think>work</think> so $\boxed{42}$.", "42", True),
     "nested_braces": (r"<think>w</think> \boxed{\frac{1}{2}}", r"\frac{1}{2}", True),
     "escaped_set_braces": (r"<think>w</think> \boxed{\{1,2\}}", r"\{1,2\}", True),
-    "last_box_wins": (r"<think>w</think> first \boxed{1}, corrected \boxed{2}", "2", True),
+    "last_box_wins_over_a_revised_one": (
+        r"<think>w</think> first \boxed{1}, but that counts each of the four corner squares twice; "
+        r"once corrected, the count is \boxed{2}",
+        "2",
+        True,
+    ),
+    "close_boxes_are_one_answer": (r"<think>w</think> first \boxed{1}, then \boxed{2}", "1,2", True),
+    "boxes_and_text_in_one_math_span": (r"<think>w</think> $\boxed{2} \text{ and } \boxed{5}$", "2,5", True),
+    "adjacent_boxes": (r"<think>w</think> \boxed{1}\boxed{2}", "1,2", True),
+    "repeated_box_once": (r"<think>w</think> $\boxed{3}$, i.e. $\boxed{3}$", "3", True),
+    "far_boxes_without_separator": (
+        r"<think>w</think> $\boxed{1}$ is what we get before we double check the count $\boxed{2}$",
+        "2",
+        True,
+    ),
+    "last_math_span_alone_when_words_join": (
+        r"<think>w</think> So $x = \boxed{2}$. Then, and only then, $y = \boxed{5}$",
+        "5",
+        True,
+    ),
+    "math_spans_joined_by_and": (r"<think>w</think> $x = \boxed{2}$ and $y = \boxed{5}$", "2,5", True),
+    "percent_after_math_span": (r"<think>w</think> $\boxed{28}$\%", r"28\%", True),
     "revised_box_in_thinking_ignored": (r"<think>maybe \boxed{7}? no.</think> \boxed{8}", "8", True),
     "box_only_in_thinking_is_no_answer": (r"<think>\boxed{7}</think> I give up.", None, True),
     "unclosed_think_is_truncated": (r"<think>long work \boxed{3} and then", None, False),
@@ -63,3 +84,15 @@ def test_batch_long_traces(text, answer, finished):
 
 def test_last_boxed_none_without_box():
     assert last_boxed("no box here") is None
+
+
+def test_answer_patterns_are_math_verifys():
+    """The copy of math-verify's "box" priority patterns (``extract._answer_patterns``) is exact, so the
+    boxes picked are the ones math-verify reads; a math-verify upgrade that changes them fails here."""
+    from math_verify.parser import LatexExtractionConfig, lazy_latex_regex
+
+    from offcurate.curate.answers.extract import _answer_patterns
+
+    config = LatexExtractionConfig()
+    theirs = [p for p, priority in lazy_latex_regex(config) if priority == config.boxed_match_priority]
+    assert [(p.pattern, p.flags) for p in _answer_patterns()] == [(p.pattern, p.flags) for p in theirs]

@@ -1,12 +1,21 @@
-"""Final-answer extraction from a teacher trace: pure string functions, no sympy.
+"""Final-answer extraction from a teacher trace: pure string functions, no sympy (math-verify's answer
+patterns are copied here, checked against the installed math-verify by tests/test_extract.py).
 
 Rules (OpenThoughts3 / QwQ traces are ``<think> ... </think>`` followed by a short solution):
 - the answer lives in the *final part*, after the last ``</think>``; a ``\\boxed`` inside the thinking
   that is later revised never counts;
 - a trace that opens ``<think>`` and never closes it is truncated: unfinished, no answer;
 - a trace with no thinking tags at all is final part from start to end;
-- the answer is the content of the last ``\\boxed{...}`` (nested braces handled); when the final part has
-  no box, an explicitly stated final answer ("The final answer is $42$") counts.
+- the answer is the final answer's boxes, read as math-verify 0.9.0 reads several boxes
+  (``extract_boxed_content``): the last ``\\boxed{...}`` (nested braces handled), and, going left, each box
+  that ends fewer than 10 characters before the next one starts, or fewer than 70 with "and", "or", a comma
+  or a semicolon in between and a content different from the next one. The first box of that chain is where
+  the final answer begins; the contents are joined with commas (repeats in a row written once), so
+  ``\\boxed{2} \\text{ and } \\boxed{5}`` is ``2,5``, which math-verify reads as the set {2, 5}. A box
+  farther back is an earlier result that the last one revises, and does not count. When the last box sits
+  in math delimiters that close last (``$...$``, ``\\[...\\]``), math-verify reads those delimiters instead:
+  every box inside them, and in delimiters joined to them by a bare "and"/"or"/comma (``final_boxes``);
+- when the final part has no box, an explicitly stated final answer ("The final answer is $42$") counts.
 
 ``extract_batch`` applies the same rules to an Arrow column but only decodes each trace's tail: traces are
 ~50 KB and the final part is usually a few KB, so the full text is read in Python only when needed.
@@ -14,7 +23,9 @@ Rules (OpenThoughts3 / QwQ traces are ``<think> ... </think>`` followed by a sho
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +39,7 @@ _STATED = re.compile(
     r"(?:final\s+answer|the\s+answer)\s*(?:\*\*)?\s*(?:is|:|=)\s*(?:\*\*)?\s*(?::\s*)?(?P<rest>[^\n]+)",
     re.IGNORECASE,
 )
+_SEPARATOR = re.compile(r"\b(and|or)\b|,|;")  # math-verify's VALID_SEPARATOR_PATTERN
 _MATH_WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
 
 
@@ -58,23 +70,147 @@ def _braced(text: str, open_brace: int) -> str | None:
     return None
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{...}`` (or ``\\fbox``); ``\\boxed 5`` short form too."""
+def _box_at(text: str, start: int, cmd: str) -> tuple[str, int] | None:
+    """``(content, index of its last character)`` of the box command at ``start``; ``None`` when the box is
+    unclosed, empty or not a box. ``\\boxed 5`` short form: one token, as LaTeX reads it."""
+    cmd_end = start + len(cmd)
+    brace = cmd_end
+    while brace < len(text) and text[brace].isspace():
+        brace += 1
+    if text.startswith("{", brace):
+        content = _braced(text, brace)
+        end = brace + 1 + len(content) if content is not None else -1
+    elif brace > cmd_end and brace < len(text):
+        token = text[brace:].split(maxsplit=1)[0]
+        content, end = token.rstrip(".,$"), brace + len(token) - 1
+    else:
+        content = None
+    if content is None or not content.strip():
+        return None
+    return content.strip(), end
+
+
+def _joins(between: str, content: str, later: str) -> bool:
+    """Whether a box followed by ``between`` and then a box holding ``later`` is part of one answer (the
+    rule of math-verify's ``extract_boxed_content``, mode "last")."""
+    if len(between) < 10:
+        return True
+    return content != later and len(between) < 70 and _SEPARATOR.search(between) is not None
+
+
+def _boxes(text: str) -> Iterator[tuple[int, tuple[str, int] | None]]:
+    """``(start, _box_at(...))`` of every box command in ``text``, right to left."""
     end = len(text)
-    while True:
-        start, cmd = max((text.rfind(cmd, 0, end), cmd) for cmd in _BOX_COMMANDS)
-        if start < 0:
-            return None
-        cmd_end = start + len(cmd)
-        if text.startswith("{", cmd_end):
-            content = _braced(text, cmd_end)
-        elif text.startswith(" ", cmd_end):  # \boxed 5 -> "5" (one token, as LaTeX reads it)
-            content = text[cmd_end + 1 :].split(maxsplit=1)[0].rstrip(".,$") if text[cmd_end + 1 :] else None
-        else:
-            content = None
-        if content is not None and content.strip():
-            return content.strip()
-        end = start  # unclosed or empty box: look at the one before it
+    while (found := max((text.rfind(cmd, 0, end), cmd) for cmd in _BOX_COMMANDS))[0] >= 0:
+        start, cmd = found
+        yield start, _box_at(text, start, cmd)
+        end = start
+
+
+def _box_chain(text: str) -> str | None:
+    """The last box and the boxes joined to it (``_joins``), read right to left; ``None`` without a box."""
+    contents: list[str] = []
+    later_start = -1
+    for start, box in _boxes(text):
+        if box is None:
+            if contents:
+                break
+            continue  # unclosed or empty last box: look at the one before it
+        content, close = box
+        if contents and not _joins(text[close + 1 : later_start], content, contents[-1]):
+            break
+        if not contents or contents[-1] != content:
+            contents.append(content)
+        later_start = start
+    return ",".join(reversed(contents)) if contents else None
+
+
+def _all_boxes(text: str) -> list[str]:
+    """Every box of ``text``, left to right, repeats in a row written once (math-verify's mode "all")."""
+    contents: list[str] = []
+    for _, box in _boxes(text):
+        if box is not None and (not contents or contents[-1] != box[0]):
+            contents.append(box[0])
+    return contents[::-1]
+
+
+def _env_pattern(prefix: str, context: str) -> str:
+    """math-verify 0.9.0's ``make_latex_env_pattern`` (MIT, HuggingFace), copied so that extraction needs
+    neither sympy nor math-verify at import; ``tests/test_extract.py`` checks the copy is exact."""
+    percent = rf"(?P<{prefix}percent>(?:\\?%|[Pp]ercent|[Pp]ercentage|[Pp]ct))"
+    display_dollar = r"(?:[^$]|\$(?!\$))"
+    display_bracket = r"(?:[^\\]|\\(?!\]))"
+    inline_dollar = r"(?:\\[$]|[^\n$])"
+    inline_parenthesis = r"(?:[^\\\n]|\\(?!\)))"
+    inline_bracket = r"[^\n\]\[]"
+    contents = [display_dollar, display_bracket, inline_dollar, inline_parenthesis, inline_bracket]
+    if context == "boxed":
+        contents = [rf"{c}*?\\boxed{{{c}+?}}{c}*?" for c in contents]
+    else:
+        contents = [rf"{c}+?" for c in contents]
+    dd, db, id_, ip, ib = contents
+    patterns = [
+        rf"(?<!\\)\$\$(?P<{prefix}latexDisplayDollar>{dd})(?<!\\)\$\$",
+        rf"(?<!\\)\\\[(?P<{prefix}latexDisplayBracket>{db})(?<!\\)\\\]",
+        rf"(?<!\\|\d)\$(?P<{prefix}latexInlineDollar>{id_})(?<!\\)\$",
+        rf"(?<!\\)\\\((?P<{prefix}latexInlineParenthesis>{ip})(?<!\\)\\\)",
+        rf"\s\[(?P<{prefix}latexInlineBracket>{ib})\]\s",
+    ]
+    if context == "plain":
+        number = r"-?\d+(?:[.,]\d+)?"
+        patterns.append(rf"(?P<{prefix}latexFraction>-?\\frac{{{number}}}{{{number}}})")
+    return rf"(?:(?:{'|'.join(patterns)})\s*{percent}?)"
+
+
+@functools.cache
+def _answer_patterns() -> list[re.Pattern[str]]:
+    """math-verify's patterns of its "box" priority, in its order: ``final answer ... is $...$``, a box
+    in math delimiters (``$...$``, ``\\[...\\]``; up to six joined by "and"/"or"/commas), a bare box."""
+    joiner = r"(?:\s*(?:,?and|,?or|,)\s*"
+    plain = _env_pattern("first_", "plain") + "".join(
+        rf"{joiner}{_env_pattern(f'next{i}_', 'plain')})?" for i in range(1, 6)
+    )
+    boxed = _env_pattern("first_", "boxed") + "".join(
+        rf"\s*{joiner}{_env_pattern(f'next{i}_', 'boxed')})?" for i in range(1, 6)
+    )
+    patterns = [
+        rf"(?i:final answer.{{0,100}}?)\s+is\:?\s*(?:{plain})",
+        boxed,
+        r"(?P<first_latexBoxed>\\boxed{.+})",
+    ]
+    return [re.compile(pattern, re.DOTALL) for pattern in patterns]
+
+
+def final_boxes(text: str) -> str | None:
+    """The final answer's boxes (see the module doc), joined with commas; ``None`` without a box.
+
+    Which boxes, as math-verify picks them: of its matches the one that ends last wins. A bare box (or a
+    box whose math delimiters close before some later ``}``) is read with the last box's chain
+    (``_box_chain``); a box inside ``$...$``/``\\[...\\]`` that closes last is read with every box of those
+    delimiters, and of the delimited groups joined to them by a bare "and"/"or"/comma."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return None
+    matches = [match for pattern in _answer_patterns() for match in pattern.finditer(text)]
+    best = max(matches, key=lambda m: (m.end(), -m.start()), default=None)
+    if best is None or "first_latexBoxed" in _groups(best):
+        return _box_chain(text)
+    contents: list[str] = []
+    for name, group in _groups(best).items():
+        if "_latex" not in name:
+            continue
+        inner = _all_boxes(group) or [group.strip()]
+        percent = best.groupdict().get(name.split("_")[0] + "_percent")
+        contents.append(",".join(inner) + ("\\%" if percent else ""))
+    return ",".join(contents) if contents else _box_chain(text)
+
+
+def _groups(match: re.Match) -> dict[str, str]:
+    return {name: value for name, value in match.groupdict().items() if value}
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete ``\\boxed{...}`` (or ``\\fbox``) alone."""
+    return next((box[0] for _, box in _boxes(text) if box is not None), None)
 
 
 def _strip_math(answer: str) -> str:
@@ -102,22 +238,20 @@ def extract_answer(text: str) -> tuple[str | None, bool]:
     final = final_part(text)
     if final is None:
         return None, False
-    answer = last_boxed(final)
+    answer = final_boxes(final)
     if answer is None:
         answer = stated_answer(final)
     return answer, True
 
 
-_CONTROL_WORD_GAP = re.compile(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])")
-
-
 def answer_key(answer: str) -> str:
-    """Identity key: the answer without whitespace, as TeX reads math (``x = 3`` is ``x=3``), except the
-    space that ends a control word before a letter (``\\cdot x`` is not ``\\cdotx``). Answers with one
-    key always vote together, parsable or not, and an answer is parsed from its key (``Verifier.parse``),
-    so whichever written form is met first cannot change a label."""
-    marked = _CONTROL_WORD_GAP.sub("\\1\0", answer)
-    return "".join(marked.split()).replace("\0", " ")
+    """Identity key: the answer as written, without leading or trailing whitespace (math-verify strips a
+    box's content too). Inner whitespace is kept: ``12, 345`` is the set {12, 345} to math-verify and
+    ``12,345`` the number 12345, ``5 sq m`` loses its unit and ``5 sq  m`` does not, so no rule that drops
+    or merges whitespace reads every answer as math-verify does. Answers with one key always vote together,
+    parsable or not; answers whose keys differ vote together when math-verify says so. An answer is parsed
+    from its key (``Verifier.parse``), so whichever written form is met first cannot change a label."""
+    return answer.strip()
 
 
 def extract_batch(responses: pa.Array | pa.ChunkedArray) -> tuple[list[str | None], list[bool]]:
@@ -142,7 +276,7 @@ def extract_batch(responses: pa.Array | pa.ChunkedArray) -> tuple[list[str | Non
             close = -2
         if close >= 0:
             final = text[close + len(THINK_CLOSE) :]
-            answer = last_boxed(final)
+            answer = final_boxes(final)
             answers.append(answer if answer is not None else stated_answer(final))
             finished.append(True)
         else:
