@@ -1,9 +1,20 @@
 """Answer extraction rules, one named case each (pure string functions, no sympy)."""
 
+import random
+import re
+
 import pyarrow as pa
 import pytest
 
-from offcurate.curate.answers.extract import TAIL_BYTES, extract_answer, extract_batch, last_boxed
+from offcurate.curate.answers.extract import (
+    TAIL_BYTES,
+    _answer_patterns,
+    _boxed_scan_start,
+    _says_final_answer,
+    extract_answer,
+    extract_batch,
+    last_boxed,
+)
 
 CASES = {
     "boxed_after_think": (r"<think>work</think> so $\boxed{42}$.", "42", True),
@@ -91,8 +102,43 @@ def test_answer_patterns_are_math_verifys():
     boxes picked are the ones math-verify reads; a math-verify upgrade that changes them fails here."""
     from math_verify.parser import LatexExtractionConfig, lazy_latex_regex
 
-    from offcurate.curate.answers.extract import _answer_patterns
+    from offcurate.curate.answers.extract import _FIRST_CHARS, _answer_patterns
 
     config = LatexExtractionConfig()
     theirs = [p for p, priority in lazy_latex_regex(config) if priority == config.boxed_match_priority]
-    assert [(p.pattern, p.flags) for p in _answer_patterns()] == [(p.pattern, p.flags) for p in theirs]
+    ours = [(p.pattern.removeprefix(first), p.flags) for p, first in zip(_answer_patterns(), _FIRST_CHARS)]
+    assert ours == [(p.pattern, p.flags) for p in theirs]
+
+
+TOKENS = ["$", "$$", "\\[", "\\]", "\\(", "\\)", " [", "] ", "\n", "\\boxed{1}", "\\boxed{22}", "\\fbox{3}"]
+TOKENS += [" and ", ", ", "x", " ", "\\$", "9", "}", "{", "%", "Final Answer is ", "fınal anſwer"]
+
+
+def random_texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(TOKENS) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_scan_start_gives_the_matches_of_a_scan_from_zero(seed):
+    """``_boxed_scan_start`` skips only positions where no match can start (generated texts)."""
+    _, boxed, _ = _answer_patterns()
+    for text in random_texts(2000, seed):
+        if "\\boxed" not in text and "\\fbox" not in text:
+            continue
+        from_zero = [(m.span(), m.groupdict()) for m in boxed.finditer(text)]
+        from_start = [(m.span(), m.groupdict()) for m in boxed.finditer(text, _boxed_scan_start(text))]
+        assert from_start == from_zero, text
+
+
+def test_final_answer_check_is_the_regex():
+    """``_says_final_answer`` holds exactly where math-verify's ``(?i:final answer)`` matches."""
+    texts = random_texts(3000, 7) + [
+        "FINAL ANSWER",
+        "fİnal answer",
+        "final answeR",
+        "finalanswer",
+        "final  answer",
+    ]
+    for text in texts:
+        assert _says_final_answer(text) == bool(re.search("(?i:final answer)", text)), text

@@ -39,6 +39,9 @@ _STATED = re.compile(
     r"(?:final\s+answer|the\s+answer)\s*(?:\*\*)?\s*(?:is|:|=)\s*(?:\*\*)?\s*(?::\s*)?(?P<rest>[^\n]+)",
     re.IGNORECASE,
 )
+# Letters Python's re.IGNORECASE matches to ASCII letters that ``str.lower`` does not map to them.
+_IGNORECASE_ALIKE = str.maketrans("\u0130\u0131\u017f\u212a", "iisk")
+_CLOSERS = re.compile(r"\$|\\\]|\\\)|\]")  # what closes math delimiters
 _SEPARATOR = re.compile(r"\b(and|or)\b|,|;")  # math-verify's VALID_SEPARATOR_PATTERN
 _MATH_WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)"))
 
@@ -178,7 +181,26 @@ def _answer_patterns() -> list[re.Pattern[str]]:
         boxed,
         r"(?P<first_latexBoxed>\\boxed{.+})",
     ]
-    return [re.compile(pattern, re.DOTALL) for pattern in patterns]
+    return [re.compile(first + pattern, re.DOTALL) for first, pattern in zip(_FIRST_CHARS, patterns)]
+
+
+# What each pattern's match must start with, as a lookahead: the same matches (every alternative opens
+# with one of these), but the regex engine skips other positions ~4x faster (measured).
+_FIRST_CHARS = ("", r"(?=\$|\\[\[(]|\s\[)", "")
+
+
+def _boxed_scan_start(text: str) -> int:
+    """Where the scan for a box in math delimiters may start with the same matches as from 0: a match holds
+    a box, inline delimiters hold no line break, ``$$...$$`` no ``$$`` and ``\\[...\\]`` no ``\\]``, so no
+    match starts before the first box's line, the last ``$$`` before it, or the last ``\\]`` before it
+    (tests/test_extract.py compares with a scan from 0 on generated texts)."""
+    first = min(i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0)
+    start = max(text.rfind("\n", 0, first), 0)  # " [...] " may open on the line break itself
+    if (display := text.rfind("$$", 0, first)) >= 0:
+        start = min(start, max(display - 1, 0))  # -1: the pair may be the end of "$$$"
+    if text.rfind("\\[", 0, first) >= 0:
+        start = min(start, text.rfind("\\]", 0, first) + 1)
+    return start
 
 
 def final_boxes(text: str) -> str | None:
@@ -190,22 +212,30 @@ def final_boxes(text: str) -> str | None:
     delimiters, and of the delimited groups joined to them by a bare "and"/"or"/comma."""
     if "\\boxed" not in text and "\\fbox" not in text:
         return None
-    matches = [match for pattern in _answer_patterns() for match in pattern.finditer(text)]
+    if not _CLOSERS.search(text, text.rfind("}") + 1):
+        return _box_chain(text)  # no math delimiters close after the last "}": the bare box is read
+    stated, boxed, bare = _answer_patterns()
+    matches = [*boxed.finditer(text, _boxed_scan_start(text)), *bare.finditer(text)]
+    if _says_final_answer(text):  # the only way ``stated`` can match
+        matches = [*stated.finditer(text), *matches]
     best = max(matches, key=lambda m: (m.end(), -m.start()), default=None)
-    if best is None or "first_latexBoxed" in _groups(best):
+    if best is None or best.re is bare:
         return _box_chain(text)
+    groups = best.groupdict()
     contents: list[str] = []
-    for name, group in _groups(best).items():
-        if "_latex" not in name:
-            continue
-        inner = _all_boxes(group) or [group.strip()]
-        percent = best.groupdict().get(name.split("_")[0] + "_percent")
-        contents.append(",".join(inner) + ("\\%" if percent else ""))
+    for name, group in groups.items():
+        if group and "_latex" in name:
+            inner = _all_boxes(group) or [group.strip()]
+            percent = groups.get(name.split("_")[0] + "_percent")
+            contents.append(",".join(inner) + ("\\%" if percent else ""))
     return ",".join(contents) if contents else _box_chain(text)
 
 
-def _groups(match: re.Match) -> dict[str, str]:
-    return {name: value for name, value in match.groupdict().items() if value}
+def _says_final_answer(text: str) -> bool:
+    """Whether ``(?i:final answer)`` occurs, without the regex engine (~5x faster)."""
+    if text.isascii():
+        return "final answer" in text.lower()
+    return "final answer" in text.translate(_IGNORECASE_ALIKE).lower()
 
 
 def last_boxed(text: str) -> str | None:
