@@ -159,7 +159,12 @@ def test_an_unreadable_answer_is_paid_for_once_per_run():
 @pytest.mark.parametrize(
     "answer, key",
     [
-        pytest.param(" x = 3\n", "x = 3", id="ends_stripped_inner_spaces_kept"),
+        pytest.param(" x = 3\n", "x=3", id="ends_stripped_spaces_around_equals_dropped"),
+        pytest.param("y_1  =  -2", "y_1=-2", id="space_runs_around_equals_dropped"),
+        pytest.param("x =\n3", "x=\n3", id="line_break_kept"),
+        pytest.param("\\text{percent} = 3", "\\text{percent} =3", id="space_after_a_word_kept"),
+        pytest.param("\\le = 3", "\\le =3", id="space_after_a_control_word_kept"),
+        pytest.param("x = \\pi", "x= \\pi", id="space_before_a_non_number_kept"),
         pytest.param("12, 345", "12, 345", id="two_numbers_stay_two"),
         pytest.param("12,345", "12,345", id="one_number_stays_one"),
         pytest.param("2 3", "2 3", id="digits_with_a_space"),
@@ -175,7 +180,7 @@ def test_answer_key(answer, key):
     [
         pytest.param("12, 345", "12,345", False, id="set_of_two_vs_thousands"),
         pytest.param("2 3", "23", False, id="two_plus_three_vs_twenty_three"),
-        pytest.param("x = 3", "x=3", True, id="spaces_around_equals"),
+        pytest.param("x = \\pi", "x=\\pi", True, id="space_before_pi_is_a_key_not_a_value"),
         pytest.param("28 percent", "28percent", False, id="percent_word_needs_its_space"),
     ],
 )
@@ -218,3 +223,39 @@ def test_gold_is_one_direction_vote_is_symmetric(gold, prediction, correct, same
     assert ScoreAgainstGold().run([gold, prediction], verifier) == [correct]
     clusters = label_question([gold, prediction], verifier).label.clusters
     assert (clusters[0] == clusters[1]) is same_class
+
+
+LEFT = ["x", "y_1", "a_{n}", "f(x)", "2", "\\frac{1}{2}", "i", "m", "\\le", "percent", "\\!", "\\", "<", "]"]
+LEFT += ["pct", "and", "\\text{percent}", "\\text{and}", "x_{percent}", "\\infty", "inf"]
+RIGHT = ["3", "-2", "0.5", ".5", "12, 345", "12,345", "3 cm", "m", "3 percent", "3\\%", "\\frac{1}{2}", "-x"]
+RIGHT += ["\\pi", "\\sqrt{2}", "\\text{ cm}", "i", "\\{1, 2\\}", "(1, 2)", "[1, 2]", "1 000", "\\infty"]
+RIGHT += ["{,}", "\\ 3", "3 sq m", "3 and 4", "\\text{percent}", "percent", "- 3", "-.5", "3."]
+SPACES = ["", " ", "  "]
+
+
+def equation_forms() -> list[str]:
+    return [f"{a}{s}={t}{b}" for a in LEFT for b in RIGHT for s in SPACES for t in SPACES]
+
+
+def test_key_parses_as_the_answer_does():
+    """Every form of ``left = right`` with 0-2 spaces on each side parses from its key exactly as written:
+    the same sympy objects, and the same text fallback up to the spaces the key drops."""
+    from math_verify import parse
+
+    from offcurate.curate.answers.equivalence import as_math
+
+    def read(answer: str) -> tuple[list, list[str]]:
+        parsed = parse(as_math(answer), parsing_timeout=None)
+        return [p for p in parsed if not isinstance(p, str)], [p for p in parsed if isinstance(p, str)]
+
+    forms = equation_forms()
+    changed = 0
+    for form in forms:
+        key = answer_key(form)
+        if key == form:
+            continue
+        changed += 1
+        (exprs, texts), (key_exprs, key_texts) = read(form), read(key)
+        assert [(type(e), e) for e in exprs] == [(type(e), e) for e in key_exprs], (form, key)
+        assert [answer_key(t) for t in texts] == [answer_key(t) for t in key_texts], (form, key)
+    assert changed > len(forms) // 4  # the rule is exercised, not skipped

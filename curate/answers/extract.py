@@ -274,14 +274,23 @@ def extract_answer(text: str) -> tuple[str | None, bool]:
     return answer, True
 
 
+# Spaces around "=" that no step of math-verify's reading sees (``x = 3`` is ``x=3``): before "=" after a
+# digit, ")" or a one-letter name, and after "=" before a number. Not after "}" or a word, which its
+# normalization may rewrite (``\\text{percent}`` and ``pct`` become ``%``, ``and`` a comma, so the gap
+# would survive in its reading), nor after "\\" (``\\ `` is a space command); only plain spaces (a line
+# break ends ``$...$``). tests/test_labeling.py checks that generated forms parse as their keys do.
+_EQUALS_GAP = re.compile(r"(?:(?<=[0-9)])|(?<![A-Za-z\\][A-Za-z])(?<=[A-Za-z])) +(?==)|(?<==) +(?=-?\d)")
+
+
 def answer_key(answer: str) -> str:
-    """Identity key: the answer as written, without leading or trailing whitespace (math-verify strips a
-    box's content too). Inner whitespace is kept: ``12, 345`` is the set {12, 345} to math-verify and
-    ``12,345`` the number 12345, ``5 sq m`` loses its unit and ``5 sq  m`` does not, so no rule that drops
-    or merges whitespace reads every answer as math-verify does. Answers with one key always vote together,
-    parsable or not; answers whose keys differ vote together when math-verify says so. An answer is parsed
-    from its key (``Verifier.parse``), so whichever written form is met first cannot change a label."""
-    return answer.strip()
+    """Identity key: the answer without leading or trailing whitespace (math-verify strips a box's content
+    too) and without the spaces around "=" that math-verify cannot see (``_EQUALS_GAP``). Other whitespace
+    is kept: ``12, 345`` is the set {12, 345} to math-verify and ``12,345`` the number 12345, ``28 percent``
+    is 28% and ``28percent`` is not, ``5 sq m`` loses its unit and ``5 sq  m`` does not. Answers with one key
+    always vote together, parsable or not; answers whose keys differ vote together when math-verify says
+    so. An answer is parsed from its key (``Verifier.parse``), so whichever written form is met first
+    cannot change a label."""
+    return _EQUALS_GAP.sub("", answer.strip())
 
 
 def extract_batch(responses: pa.Array | pa.ChunkedArray) -> tuple[list[str | None], list[bool]]:
