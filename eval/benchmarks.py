@@ -6,7 +6,7 @@
 
 A benchmark is a JSONL file, a Parquet file or a folder of Parquet shards; its name is the file stem (the
 folder name for a folder). The question is the ``question`` column, else ``problem``. The gold is the
-``answer`` column, else the final answer's boxes in ``solution`` (``extract.final_boxes``, read as a
+``answer`` column, else the final answer's boxes in ``solution`` (``boxes.final_boxes``, read as a
 trace's; Minerva math keeps its gold there).
 Public files store answers as strings, ints or floats (AMC23: ``27.0``), so a numeric gold becomes the
 string a person would write (``27``, ``0.5``) before math-verify sees it. Anything unusable stops the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..curate.answers.extract import final_boxes
+from ..curate.answers.boxes import final_boxes
 from ..curate.io.errors import InputError
 from ..curate.io.ids import question_id
 from ..curate.io.shards import list_shards, read_table

@@ -6,15 +6,8 @@ import re
 import pyarrow as pa
 import pytest
 
-from offcurate.curate.answers.extract import (
-    TAIL_BYTES,
-    _answer_patterns,
-    _boxed_scan_start,
-    _says_final_answer,
-    extract_answer,
-    extract_batch,
-    last_boxed,
-)
+from offcurate.curate.answers.boxes import _answer_patterns, _boxed_scan_start, _says_final_answer, last_boxed
+from offcurate.curate.answers.extract import TAIL_BYTES, extract_answer, extract_batch
 
 CASES = {
     "boxed_after_think": (r"<think>work</think> so $\boxed{42}$.", "42", True),
@@ -102,7 +95,7 @@ def test_answer_patterns_are_math_verifys():
     boxes picked are the ones math-verify reads; a math-verify upgrade that changes them fails here."""
     from math_verify.parser import LatexExtractionConfig, lazy_latex_regex
 
-    from offcurate.curate.answers.extract import _FIRST_CHARS, _answer_patterns
+    from offcurate.curate.answers.boxes import _FIRST_CHARS
 
     config = LatexExtractionConfig()
     theirs = [p for p, priority in lazy_latex_regex(config) if priority == config.boxed_match_priority]
