@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from ..rollout.reader import reject_nulls
 from .answers.extract import extract_batch
 from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
 from .io.shards import ShardWriter, iter_batches
@@ -51,6 +52,7 @@ def extract_shard(path: Path, shard_no: int, slicing: Slicing, spill: Path) -> i
     text is kept on each question's first sample in this shard only (not 16 times)."""
     parts, offset = [], 0
     for batch in iter_batches(path, columns=_EXTRACT_COLUMNS):
+        reject_nulls(path, batch, ["question_id", "response"], offset)  # a null response has no answer
         hashes = _hashes(batch)
         meta = pl.from_arrow(batch.drop_columns(["response"])).with_columns(
             pl.int_range(offset, offset + batch.num_rows, dtype=pl.Int64).alias("row"), hashes

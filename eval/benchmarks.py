@@ -6,7 +6,8 @@
 
 A benchmark is a JSONL file, a Parquet file or a folder of Parquet shards; its name is the file stem (the
 folder name for a folder). The question is the ``question`` column, else ``problem``. The gold is the
-``answer`` column, else the last ``\\boxed{}`` of ``solution`` (Minerva math keeps its gold there).
+``answer`` column, else the final answer's boxes in ``solution`` (``boxes.final_boxes``, read as a
+trace's; Minerva math keeps its gold there).
 Public files store answers as strings, ints or floats (AMC23: ``27.0``), so a numeric gold becomes the
 string a person would write (``27``, ``0.5``) before math-verify sees it. Anything unusable stops the
 run with one line naming the file, row and column: a silently skipped problem would change the score.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..curate.answers.extract import last_boxed
+from ..curate.answers.boxes import final_boxes
 from ..curate.io.errors import InputError
 from ..curate.io.ids import question_id
 from ..curate.io.shards import list_shards, read_table
@@ -123,7 +124,7 @@ def load_benchmark(path: Path) -> Benchmark:
         if not isinstance(question, str) or not question.strip():
             raise InputError(f"{path}: {where}: column '{question_col}' is empty or not a string")
         value = row.get(gold_col)
-        gold = last_boxed(value) if gold_col == "solution" and isinstance(value, str) else gold_text(value)
+        gold = final_boxes(value) if gold_col == "solution" and isinstance(value, str) else gold_text(value)
         if gold is None:
             what = "has no \\boxed{} answer" if gold_col == "solution" else "is empty or not a number/string"
             raise InputError(f"{path}: {where}: column '{gold_col}' {what} ({str(value)[:60]!r})")
@@ -133,6 +134,14 @@ def load_benchmark(path: Path) -> Benchmark:
         {"question_id": [question_id(q) for q in questions], "question": questions, "gold": golds},
         schema={"question_id": pl.String, "question": pl.String, "gold": pl.String},
     )
+    conflicts = problems.group_by("question_id", maintain_order=True).agg("question", "gold")
+    conflicts = conflicts.filter(pl.col("gold").list.n_unique() > 1)
+    if conflicts.height:
+        _, question, gold = conflicts.row(0)
+        raise InputError(
+            f"{path}: the question {question[0][:60]!r} has conflicting golds {gold[0]!r} and "
+            f"{next(g for g in gold if g != gold[0])!r} ({conflicts.height} such questions)"
+        )
     return Benchmark(name=path.stem if path.is_file() else path.name, path=path, problems=problems)
 
 

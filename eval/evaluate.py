@@ -6,7 +6,8 @@
 Responses are rollout-format shards (``question_id`` or ``question``, ``sample_idx``, ``response``) and are
 matched to benchmark problems by ``question_id``; problems without responses are kept in the results
 (status ``no_responses``) and counted, responses of no benchmark problem are counted as dropped. Answers
-are extracted and compared exactly as ``vote`` does (``scoring.ScoreProblem`` in the verify pool).
+are extracted as ``vote`` extracts them, and a sample is correct when math-verify's ``verify(gold, answer)``
+holds, one direction (``scoring.ScoreProblem`` in the verify pool).
 
 Python entry point (the hook for generation: sample the benchmark questions into a folder, then score)::
 
@@ -224,10 +225,10 @@ def evaluate(
 
 EVAL_CARD = """
 `results.parquet`: one row per benchmark problem: the gold answer, every sample's extracted answer
-(`answers`, null when none), whether it finished (`finished`) and is equivalent to the gold (`correct`),
-the vote's `status` and `majority_answer`, `pass_at_1` (mean correctness over the k samples) and `maj_at_k`
-(1.0 when the largest class of equivalent answers, ties to the first seen, is the gold). Problems without
-responses have status `no_responses` and null scores. `summary.parquet` / `summary.json`: per benchmark,
-problems, scored, missing, k (k_min when it varies), pass@1 and maj@k averaged over scored problems,
-samples without an answer, truncated samples, answers that timed out.
+(`answers`, null when none), whether it finished (`finished`) and is right (`correct`: math-verify's
+`verify(gold, answer)`), the vote's `status` and `majority_answer`, `pass_at_1` (mean correctness over the k
+samples) and `maj_at_k` (1.0 when the largest class of equivalent answers, ties to the first seen, is the
+gold). Problems without responses have status `no_responses` and null scores. `summary.parquet` /
+`summary.json`: per benchmark, problems, scored, missing, k (k_min when it varies), pass@1 and maj@k
+averaged over scored problems, samples without an answer, truncated samples, answers that timed out.
 """

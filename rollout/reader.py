@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..curate.answers.equivalence import Job
 from ..curate.answers.extract import extract_batch
@@ -43,7 +45,29 @@ def read_rollout_answers(folder: Path, description: str = "read responses") -> p
     answers = pl.concat(frames)
     if answers.height == 0:
         raise InputError(f"{folder}: the response shards hold no rows")
+    dupes = answers.group_by("question_id", "sample_idx").len().filter(pl.col("len") > 1)
+    if dupes.height:
+        qid, idx = dupes.sort("question_id", "sample_idx").row(0)[:2]
+        raise InputError(
+            f"{folder}: question_id {qid} has sample_idx {idx} more than once ({dupes.height} duplicated "
+            "pairs); each copy would be scored as another sample"
+        )
     return answers.sort("question_id", "sample_idx", maintain_order=True)
+
+
+def reject_nulls(
+    path: Path, table: pa.Table | pa.RecordBatch, columns: list[str], first_row: int = 0
+) -> None:
+    """One line naming the file, the column and the first row (1-based, counting from ``first_row``) when
+    a column that must hold a value holds a null: "null question_id in FILE ..."."""
+    for name in columns:
+        column = table.column(name)
+        if column.null_count:
+            row = first_row + pc.index(pc.is_null(column), True).as_py() + 1
+            raise InputError(
+                f"null {name} in {path} (column '{name}', {column.null_count} rows, first: row {row}); "
+                "drop those rows: a row without one cannot be labeled or scored"
+            )
 
 
 def _read_shard(path: Path, offset: int) -> pl.DataFrame:
@@ -58,6 +82,7 @@ def _read_shard(path: Path, offset: int) -> pl.DataFrame:
         required["sample_idx"] = ("int64", is_integer)
     check_columns(path, schema, required)
     table = read_table(path, columns=list(required))
+    reject_nulls(path, table, [key])
     answers, finished = extract_batch(table.column("response"))
     frame = pl.from_arrow(table.drop_columns(["response"]))
     if key == "question":

@@ -75,6 +75,24 @@ CASES = {
         [{"question_id": "x", "sample_idx": "0", "response": "r"}],
         "column 'sample_idx' has type string",
     ),
+    "duplicate_response_rows": (
+        "b.jsonl",
+        GOOD,
+        GOOD_RESPONSES * 2,
+        f"question_id {question_id('Q')} has sample_idx 0 more than once",
+    ),
+    "null_question_id_in_responses": (
+        "b.jsonl",
+        GOOD,
+        [*GOOD_RESPONSES, {"question_id": None, "sample_idx": 1, "response": "r"}],
+        "null question_id in ",
+    ),
+    "conflicting_golds": (
+        "b.jsonl",
+        jsonl({"problem": "Q", "answer": 1}, {"problem": "R", "answer": 2}, {"problem": "Q", "answer": 3}),
+        None,
+        "the question 'Q' has conflicting golds '1' and '3'",
+    ),
     "responses_match_nothing": (
         "b.jsonl",
         GOOD,

@@ -1,15 +1,40 @@
 """Answer extraction rules, one named case each (pure string functions, no sympy)."""
 
+import random
+import re
+
 import pyarrow as pa
 import pytest
 
-from offcurate.curate.answers.extract import TAIL_BYTES, extract_answer, extract_batch, last_boxed
+from offcurate.curate.answers.boxes import _answer_patterns, _boxed_scan_start, _says_final_answer, last_boxed
+from offcurate.curate.answers.extract import TAIL_BYTES, extract_answer, extract_batch
 
 CASES = {
     "boxed_after_think": (r"<think>work</think> so $\boxed{42}$.", "42", True),
     "nested_braces": (r"<think>w</think> \boxed{\frac{1}{2}}", r"\frac{1}{2}", True),
     "escaped_set_braces": (r"<think>w</think> \boxed{\{1,2\}}", r"\{1,2\}", True),
-    "last_box_wins": (r"<think>w</think> first \boxed{1}, corrected \boxed{2}", "2", True),
+    "last_box_wins_over_a_revised_one": (
+        r"<think>w</think> first \boxed{1}, but that counts each of the four corner squares twice; "
+        r"once corrected, the count is \boxed{2}",
+        "2",
+        True,
+    ),
+    "close_boxes_are_one_answer": (r"<think>w</think> first \boxed{1}, then \boxed{2}", "1,2", True),
+    "boxes_and_text_in_one_math_span": (r"<think>w</think> $\boxed{2} \text{ and } \boxed{5}$", "2,5", True),
+    "adjacent_boxes": (r"<think>w</think> \boxed{1}\boxed{2}", "1,2", True),
+    "repeated_box_once": (r"<think>w</think> $\boxed{3}$, i.e. $\boxed{3}$", "3", True),
+    "far_boxes_without_separator": (
+        r"<think>w</think> $\boxed{1}$ is what we get before we double check the count $\boxed{2}$",
+        "2",
+        True,
+    ),
+    "last_math_span_alone_when_words_join": (
+        r"<think>w</think> So $x = \boxed{2}$. Then, and only then, $y = \boxed{5}$",
+        "5",
+        True,
+    ),
+    "math_spans_joined_by_and": (r"<think>w</think> $x = \boxed{2}$ and $y = \boxed{5}$", "2,5", True),
+    "percent_after_math_span": (r"<think>w</think> $\boxed{28}$\%", r"28\%", True),
     "revised_box_in_thinking_ignored": (r"<think>maybe \boxed{7}? no.</think> \boxed{8}", "8", True),
     "box_only_in_thinking_is_no_answer": (r"<think>\boxed{7}</think> I give up.", None, True),
     "unclosed_think_is_truncated": (r"<think>long work \boxed{3} and then", None, False),
@@ -63,3 +88,50 @@ def test_batch_long_traces(text, answer, finished):
 
 def test_last_boxed_none_without_box():
     assert last_boxed("no box here") is None
+
+
+def test_answer_patterns_are_math_verifys():
+    """The copy of math-verify's "box" priority patterns (``extract._answer_patterns``) is exact, so the
+    boxes picked are the ones math-verify reads; a math-verify upgrade that changes them fails here."""
+    from math_verify.parser import LatexExtractionConfig, lazy_latex_regex
+
+    from offcurate.curate.answers.boxes import _FIRST_CHARS
+
+    config = LatexExtractionConfig()
+    theirs = [p for p, priority in lazy_latex_regex(config) if priority == config.boxed_match_priority]
+    ours = [(p.pattern.removeprefix(first), p.flags) for p, first in zip(_answer_patterns(), _FIRST_CHARS)]
+    assert ours == [(p.pattern, p.flags) for p in theirs]
+
+
+TOKENS = ["$", "$$", "\\[", "\\]", "\\(", "\\)", " [", "] ", "\n", "\\boxed{1}", "\\boxed{22}", "\\fbox{3}"]
+TOKENS += [" and ", ", ", "x", " ", "\\$", "9", "}", "{", "%", "Final Answer is ", "fınal anſwer"]
+
+
+def random_texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(TOKENS) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_scan_start_gives_the_matches_of_a_scan_from_zero(seed):
+    """``_boxed_scan_start`` skips only positions where no match can start (generated texts)."""
+    _, boxed, _ = _answer_patterns()
+    for text in random_texts(2000, seed):
+        if "\\boxed" not in text and "\\fbox" not in text:
+            continue
+        from_zero = [(m.span(), m.groupdict()) for m in boxed.finditer(text)]
+        from_start = [(m.span(), m.groupdict()) for m in boxed.finditer(text, _boxed_scan_start(text))]
+        assert from_start == from_zero, text
+
+
+def test_final_answer_check_is_the_regex():
+    """``_says_final_answer`` holds exactly where math-verify's ``(?i:final answer)`` matches."""
+    texts = random_texts(3000, 7) + [
+        "FINAL ANSWER",
+        "fİnal answer",
+        "final answeR",
+        "finalanswer",
+        "final  answer",
+    ]
+    for text in texts:
+        assert _says_final_answer(text) == bool(re.search("(?i:final answer)", text)), text

@@ -7,7 +7,7 @@ must vote together for the expected labels to come out.
 import pytest
 
 from offcurate.curate.answers.cluster import label_group
-from offcurate.curate.answers.equivalence import Verifier, label_question
+from offcurate.curate.answers.equivalence import ScoreAgainstGold, Verifier, label_question
 from offcurate.curate.answers.extract import answer_key
 
 GROUPS = {
@@ -159,26 +159,103 @@ def test_an_unreadable_answer_is_paid_for_once_per_run():
 @pytest.mark.parametrize(
     "answer, key",
     [
-        pytest.param("x = 3", "x=3", id="spaces_around_equals"),
-        pytest.param("2 3", "23", id="digits_join_as_tex_reads_them"),
-        pytest.param("2 \\cdot x", "2\\cdot x", id="space_ending_a_control_word_kept"),
-        pytest.param("\\sin  x+\\cos(y)", "\\sin x+\\cos(y)", id="run_of_spaces_after_control_word"),
-        pytest.param("\\pi 2", "\\pi2", id="control_word_before_digit"),
-        pytest.param(" \\{1,\n 2\\} ", "\\{1,2\\}", id="newlines_and_ends"),
+        pytest.param(" x = 3\n", "x=3", id="ends_stripped_spaces_around_equals_dropped"),
+        pytest.param("y_1  =  -2", "y_1=-2", id="space_runs_around_equals_dropped"),
+        pytest.param("x =\n3", "x=\n3", id="line_break_kept"),
+        pytest.param("\\text{percent} = 3", "\\text{percent} =3", id="space_after_a_word_kept"),
+        pytest.param("\\le = 3", "\\le =3", id="space_after_a_control_word_kept"),
+        pytest.param("x = \\pi", "x= \\pi", id="space_before_a_non_number_kept"),
+        pytest.param("12, 345", "12, 345", id="two_numbers_stay_two"),
+        pytest.param("12,345", "12,345", id="one_number_stays_one"),
+        pytest.param("2 3", "2 3", id="digits_with_a_space"),
+        pytest.param("\\sin  x", "\\sin  x", id="run_of_spaces_kept"),
     ],
 )
 def test_answer_key(answer, key):
     assert answer_key(answer) == key
 
 
+@pytest.mark.parametrize(
+    "spaced, joined, same",
+    [
+        pytest.param("12, 345", "12,345", False, id="set_of_two_vs_thousands"),
+        pytest.param("2 3", "23", False, id="two_plus_three_vs_twenty_three"),
+        pytest.param("x = \\pi", "x=\\pi", True, id="space_before_pi_is_a_key_not_a_value"),
+        pytest.param("28 percent", "28percent", False, id="percent_word_needs_its_space"),
+    ],
+)
+def test_whitespace_is_math_verifys_to_read(spaced, joined, same):
+    """Forms that differ only in whitespace are separate keys; they vote together exactly when
+    math-verify reads them as equal (``12, 345`` is {12, 345}, ``2 3`` is 5)."""
+    verifier = Verifier(timeout=2.0)
+    assert answer_key(spaced) != answer_key(joined)
+    assert verifier.equivalent(spaced, joined) is same
+
+
 def test_a_written_form_met_earlier_does_not_change_a_label():
-    """``2 3`` and ``23`` share a key, so they are one answer: parsed from the key, the label of a
-    question does not depend on which form an earlier question cached."""
+    """An answer is parsed from its key, so the label of a question does not depend on which form an
+    earlier question cached: ``2 3`` (read 2 + 3) is not ``23``."""
     cached = Verifier(timeout=2.0)
     label_question(["23", "23"], cached)
-    answers = ["2 3", "5", "5"]
+    answers = ["2 3", "5", "5", "23"]
     fast = label_question(answers, cached)
     naive = label_question(answers, Verifier(timeout=2.0, cached=False), all_pairs=True)
     assert fast.label == naive.label
-    assert fast.label.clusters == [1, 0, 0]  # 23 is not 5
+    assert fast.label.clusters == [0, 0, 0, 1]  # math-verify reads 2 3 as 5
     assert fast.label.majority_answer == "5"
+
+
+@pytest.mark.parametrize(
+    "gold, prediction, correct, same_class",
+    [
+        pytest.param("5 = 2a + b", "2a + b", 0.0, True, id="equation_gold_rhs_prediction"),
+        pytest.param("2a + b", "5 = 2a + b", 1.0, True, id="rhs_gold_equation_prediction"),
+        pytest.param("2p + q = 0", "0", 0.0, True, id="equation_gold_zero_prediction"),
+        pytest.param("(4, 2)", "\\{2, 4\\}", 0.0, True, id="tuple_gold_set_prediction"),
+        pytest.param("3", "x = 3", 1.0, True, id="value_gold_equation_prediction"),
+        pytest.param("\\frac{1}{2}", "0.5", 1.0, True, id="fraction_gold_decimal"),
+        pytest.param("4", "5", 0.0, False, id="different_numbers"),
+    ],
+)
+def test_gold_is_one_direction_vote_is_symmetric(gold, prediction, correct, same_class):
+    """``eval``/``stats`` score ``verify(gold, prediction)`` only; ``vote`` (no gold) joins either way."""
+    verifier = Verifier(timeout=2.0)
+    assert ScoreAgainstGold().run([gold, prediction], verifier) == [correct]
+    clusters = label_question([gold, prediction], verifier).label.clusters
+    assert (clusters[0] == clusters[1]) is same_class
+
+
+LEFT = ["x", "y_1", "a_{n}", "f(x)", "2", "\\frac{1}{2}", "i", "m", "\\le", "percent", "\\!", "\\", "<", "]"]
+LEFT += ["pct", "and", "\\text{percent}", "\\text{and}", "x_{percent}", "\\infty", "inf"]
+RIGHT = ["3", "-2", "0.5", ".5", "12, 345", "12,345", "3 cm", "m", "3 percent", "3\\%", "\\frac{1}{2}", "-x"]
+RIGHT += ["\\pi", "\\sqrt{2}", "\\text{ cm}", "i", "\\{1, 2\\}", "(1, 2)", "[1, 2]", "1 000", "\\infty"]
+RIGHT += ["{,}", "\\ 3", "3 sq m", "3 and 4", "\\text{percent}", "percent", "- 3", "-.5", "3."]
+SPACES = ["", " ", "  "]
+
+
+def equation_forms() -> list[str]:
+    return [f"{a}{s}={t}{b}" for a in LEFT for b in RIGHT for s in SPACES for t in SPACES]
+
+
+def test_key_parses_as_the_answer_does():
+    """Every form of ``left = right`` with 0-2 spaces on each side parses from its key exactly as written:
+    the same sympy objects, and the same text fallback up to the spaces the key drops."""
+    from math_verify import parse
+
+    from offcurate.curate.answers.equivalence import as_math
+
+    def read(answer: str) -> tuple[list, list[str]]:
+        parsed = parse(as_math(answer), parsing_timeout=None)
+        return [p for p in parsed if not isinstance(p, str)], [p for p in parsed if isinstance(p, str)]
+
+    forms = equation_forms()
+    changed = 0
+    for form in forms:
+        key = answer_key(form)
+        if key == form:
+            continue
+        changed += 1
+        (exprs, texts), (key_exprs, key_texts) = read(form), read(key)
+        assert [(type(e), e) for e in exprs] == [(type(e), e) for e in key_exprs], (form, key)
+        assert [answer_key(t) for t in texts] == [answer_key(t) for t in key_texts], (form, key)
+    assert changed > len(forms) // 4  # the rule is exercised, not skipped

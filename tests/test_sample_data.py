@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from offcurate.curate.answers.extract import extract_answer, final_part, last_boxed
+from offcurate.curate.answers.boxes import last_boxed
+from offcurate.curate.answers.extract import extract_answer, final_part
 from offcurate.curate.filter import keep_row, run_filter, split_conversation
 from offcurate.curate.io.ids import question_id
 from offcurate.curate.vote import run_vote

@@ -1,6 +1,10 @@
 """``vote`` as a stage: hand-written OpenThoughts3 rows in, exact labels out, in files notebooks can read."""
 
+import re
+
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from builders import group_rows, ot3_row, trace, write_ot3
 
@@ -137,6 +141,32 @@ def test_duplicate_sample_idx_is_an_input_error(voted, tmp_path):
         (twice / f"{i}.parquet").write_bytes(path.read_bytes())
     with pytest.raises(InputError, match="more than once"):
         run_vote(twice, tmp_path / "out", workers=1)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        pytest.param("response", "null response in ", id="null_response_has_no_answer_never_reward_0"),
+        pytest.param("question_id", "null question_id in ", id="null_question_id"),
+    ],
+)
+def test_null_values_are_input_errors(voted, tmp_path, column, message):
+    """A trace without text has no answer: scoring it 0.0 would make all-positive questions look mixed."""
+    from offcurate.curate.io.errors import InputError
+
+    folder, _ = voted
+    shard = sorted((folder.parent / "math").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    values = table.column(column).to_pylist()
+    values[3] = None
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    index = table.schema.get_field_index(column)
+    pq.write_table(table.set_column(index, column, pa.array(values, pa.string())), broken / shard.name)
+    where = f"{message}{broken / shard.name} (column '{column}', 1 rows, first: row 4)"
+    with pytest.raises(InputError, match=re.escape(where)):
+        run_vote(broken, tmp_path / "out", workers=1)
     assert not (tmp_path / "out").exists()
 
 

@@ -1,10 +1,10 @@
 """Majority vote over one question's answers: pure, given an equivalence test.
 
-Two answers are in one class when their whitespace-free strings are identical or the equivalence test
-holds (math-verify, either direction). Classes are the connected components of that relation, so the
-result does not depend on the order answers are compared in: that is what lets the fast path make each
-distinct comparison once instead of one per pair of trajectories (120 for 16), and still give exactly
-the labels of the all-pairs path (timeouts included: see ``components``).
+Two answers are in one class when their identity keys (``extract.answer_key``) are identical or the
+equivalence test holds (math-verify, either direction). Classes are the connected components of that
+relation, so the result does not depend on the order answers are compared in: that is what lets the fast
+path make each distinct comparison once instead of one per pair of trajectories (120 for 16), and still give
+exactly the labels of the all-pairs path (timeouts included: see ``components``).
 """
 
 from __future__ import annotations

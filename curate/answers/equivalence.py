@@ -103,7 +103,7 @@ class Verifier:
             return _recall(self._parsed, key)
         try:
             with time_limit(self.timeout):
-                parsed = parse(f"${key}$", parsing_timeout=None)  # a function of the key alone
+                parsed = parse(as_math(key), parsing_timeout=None)  # a function of the key alone
                 _evaluate(parsed)
         except AnswerTimeout:
             self._mark(key)
@@ -122,23 +122,28 @@ class Verifier:
                 _remember(self._parsed, key, pickle.loads(blob), self.cache_size)
 
     def equivalent(self, a: str, b: str) -> bool:
-        """``verify(a -> b)``, else ``verify(b -> a)``; ``Pathological`` blaming the longer one (the first
-        on equal length) when a step times out. The order matters: verify is not symmetric."""
-        parsed = None
-        for gold, target in ((a, b), (b, a)):
-            direction = (answer_key(gold), answer_key(target))
-            if direction in self.slow:
-                raise Pathological(_longer(a, b))
-            if direction in self._directions:
-                holds = _recall(self._directions, direction)
-            else:
-                parsed = parsed or {a: self.parse(a), b: self.parse(b)}  # once per call, as the naive path
-                holds = self._verify(direction, parsed[gold], parsed[target])
-                if holds is None:
-                    raise Pathological(_longer(a, b))
-            if holds:
-                return True
-        return False
+        """``verify(a -> b)``, else ``verify(b -> a)`` (vote's symmetric relation); ``Pathological`` blaming
+        the longer one (the first on equal length) when a step times out. verify is not symmetric."""
+        parsed: dict[str, list] = {}  # read once per call, as the naive path
+        return self._holds(a, b, (a, b), parsed) or self._holds(b, a, (a, b), parsed)
+
+    def holds(self, gold: str, target: str) -> bool:
+        """``verify(gold, target)``, one direction (correctness against a gold); ``Pathological`` as in
+        ``equivalent``."""
+        return self._holds(gold, target, (gold, target), {})
+
+    def _holds(self, gold: str, target: str, pair: tuple[str, str], parsed: dict[str, list]) -> bool:
+        direction = (answer_key(gold), answer_key(target))
+        if direction in self.slow:
+            raise Pathological(_longer(*pair))
+        if direction in self._directions:
+            return _recall(self._directions, direction)
+        if not parsed:
+            parsed.update({a: self.parse(a) for a in pair})
+        holds = self._verify(direction, parsed[gold], parsed[target])
+        if holds is None:
+            raise Pathological(_longer(*pair))
+        return holds
 
     def times_out(self, a: str, b: str) -> bool:
         """Whether ``equivalent(a, b)`` is already known to time out, without calling math-verify."""
@@ -175,6 +180,13 @@ class Verifier:
             self.slow.add(item)
             self.found.append(item)
             _drop_partial_results()
+
+
+def as_math(answer: str) -> str:
+    """The text math-verify is given for an answer: ``$answer$``, or ``\\boxed{answer}`` where inline math
+    cannot hold it (a ``$`` or a line break inside). Both read the content as a trace's box is read;
+    ``$...$`` also lets math-verify fall back to the number in a stated answer such as ``104.``."""
+    return f"\\boxed{{{answer}}}" if "$" in answer or "\n" in answer else f"${answer}$"
 
 
 def _portable(parsed: list) -> bytes | None:
@@ -331,7 +343,9 @@ class LabelQuestion:
 
 @dataclass(frozen=True)
 class ScoreAgainstGold:
-    """``answers[0]`` is the reference; each other answer scores 1.0 if equivalent, else 0.0."""
+    """``answers[0]`` is the reference; each other answer scores 1.0 when math-verify's
+    ``verify(gold, answer)`` holds (one direction: gold ``5 = 2a + b`` does not make ``2a + b`` right, nor
+    gold ``(4, 2)`` the set ``\\{2, 4\\}``), or when its key is the gold's, else 0.0."""
 
     def run(self, answers: list[str | None], verifier: Verifier) -> list[float]:
         gold, rest = answers[0], answers[1:]
@@ -344,7 +358,7 @@ class ScoreAgainstGold:
         if answer_key(gold) == answer_key(answer):
             return 1.0
         try:
-            return float(verifier.equivalent(gold, answer))
+            return float(verifier.holds(gold, answer))
         except Pathological:
             return 0.0
 

@@ -1,12 +1,21 @@
-"""Final-answer extraction from a teacher trace: pure string functions, no sympy.
+"""Final-answer extraction from a teacher trace: pure string functions, no sympy (which boxes are the
+answer is decided in ``boxes.py``, with math-verify's own patterns).
 
 Rules (OpenThoughts3 / QwQ traces are ``<think> ... </think>`` followed by a short solution):
 - the answer lives in the *final part*, after the last ``</think>``; a ``\\boxed`` inside the thinking
   that is later revised never counts;
 - a trace that opens ``<think>`` and never closes it is truncated: unfinished, no answer;
 - a trace with no thinking tags at all is final part from start to end;
-- the answer is the content of the last ``\\boxed{...}`` (nested braces handled); when the final part has
-  no box, an explicitly stated final answer ("The final answer is $42$") counts.
+- the answer is the final answer's boxes, read as math-verify 0.9.0 reads several boxes
+  (``extract_boxed_content``): the last ``\\boxed{...}`` (nested braces handled), and, going left, each box
+  that ends fewer than 10 characters before the next one starts, or fewer than 70 with "and", "or", a comma
+  or a semicolon in between and a content different from the next one. The first box of that chain is where
+  the final answer begins; the contents are joined with commas (repeats in a row written once), so
+  ``\\boxed{2} \\text{ and } \\boxed{5}`` is ``2,5``, which math-verify reads as the set {2, 5}. A box
+  farther back is an earlier result that the last one revises, and does not count. When the last box sits
+  in math delimiters that close last (``$...$``, ``\\[...\\]``), math-verify reads those delimiters instead:
+  every box inside them, and in delimiters joined to them by a bare "and"/"or"/comma (``boxes.final_boxes``);
+- when the final part has no box, an explicitly stated final answer ("The final answer is $42$") counts.
 
 ``extract_batch`` applies the same rules to an Arrow column but only decodes each trace's tail: traces are
 ~50 KB and the final part is usually a few KB, so the full text is read in Python only when needed.
@@ -19,9 +28,10 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .boxes import final_boxes
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TAIL_BYTES = 8192
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
 
 # "The final answer is $42$", "**Final Answer:** 42", "the answer is: \(x=3\)". Only the last match counts.
 _STATED = re.compile(
@@ -42,39 +52,6 @@ def final_part(text: str) -> str | None:
 def is_finished(text: str) -> bool:
     """False for a trace that opened ``<think>`` and never closed it (cut at the length limit)."""
     return final_part(text) is not None
-
-
-def _braced(text: str, open_brace: int) -> str | None:
-    """Content of the ``{...}`` group opening at ``open_brace``; ``None`` when it never closes."""
-    depth = 0
-    for i in range(open_brace, len(text)):
-        char = text[i]
-        if char == "{" and text[i - 1] != "\\":
-            depth += 1
-        elif char == "}" and text[i - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[open_brace + 1 : i]
-    return None
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{...}`` (or ``\\fbox``); ``\\boxed 5`` short form too."""
-    end = len(text)
-    while True:
-        start, cmd = max((text.rfind(cmd, 0, end), cmd) for cmd in _BOX_COMMANDS)
-        if start < 0:
-            return None
-        cmd_end = start + len(cmd)
-        if text.startswith("{", cmd_end):
-            content = _braced(text, cmd_end)
-        elif text.startswith(" ", cmd_end):  # \boxed 5 -> "5" (one token, as LaTeX reads it)
-            content = text[cmd_end + 1 :].split(maxsplit=1)[0].rstrip(".,$") if text[cmd_end + 1 :] else None
-        else:
-            content = None
-        if content is not None and content.strip():
-            return content.strip()
-        end = start  # unclosed or empty box: look at the one before it
 
 
 def _strip_math(answer: str) -> str:
@@ -102,22 +79,29 @@ def extract_answer(text: str) -> tuple[str | None, bool]:
     final = final_part(text)
     if final is None:
         return None, False
-    answer = last_boxed(final)
+    answer = final_boxes(final)
     if answer is None:
         answer = stated_answer(final)
     return answer, True
 
 
-_CONTROL_WORD_GAP = re.compile(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])")
+# Spaces around "=" that no step of math-verify's reading sees (``x = 3`` is ``x=3``): before "=" after a
+# digit, ")" or a one-letter name, and after "=" before a number. Not after "}" or a word, which its
+# normalization may rewrite (``\\text{percent}`` and ``pct`` become ``%``, ``and`` a comma, so the gap
+# would survive in its reading), nor after "\\" (``\\ `` is a space command); only plain spaces (a line
+# break ends ``$...$``). tests/test_labeling.py checks that generated forms parse as their keys do.
+_EQUALS_GAP = re.compile(r"(?:(?<=[0-9)])|(?<![A-Za-z\\][A-Za-z])(?<=[A-Za-z])) +(?==)|(?<==) +(?=-?\d)")
 
 
 def answer_key(answer: str) -> str:
-    """Identity key: the answer without whitespace, as TeX reads math (``x = 3`` is ``x=3``), except the
-    space that ends a control word before a letter (``\\cdot x`` is not ``\\cdotx``). Answers with one
-    key always vote together, parsable or not, and an answer is parsed from its key (``Verifier.parse``),
-    so whichever written form is met first cannot change a label."""
-    marked = _CONTROL_WORD_GAP.sub("\\1\0", answer)
-    return "".join(marked.split()).replace("\0", " ")
+    """Identity key: the answer without leading or trailing whitespace (math-verify strips a box's content
+    too) and without the spaces around "=" that math-verify cannot see (``_EQUALS_GAP``). Other whitespace
+    is kept: ``12, 345`` is the set {12, 345} to math-verify and ``12,345`` the number 12345, ``28 percent``
+    is 28% and ``28percent`` is not, ``5 sq m`` loses its unit and ``5 sq  m`` does not. Answers with one key
+    always vote together, parsable or not; answers whose keys differ vote together when math-verify says
+    so. An answer is parsed from its key (``Verifier.parse``), so whichever written form is met first
+    cannot change a label."""
+    return _EQUALS_GAP.sub("", answer.strip())
 
 
 def extract_batch(responses: pa.Array | pa.ChunkedArray) -> tuple[list[str | None], list[bool]]:
@@ -142,7 +126,7 @@ def extract_batch(responses: pa.Array | pa.ChunkedArray) -> tuple[list[str | Non
             close = -2
         if close >= 0:
             final = text[close + len(THINK_CLOSE) :]
-            answer = last_boxed(final)
+            answer = final_boxes(final)
             answers.append(answer if answer is not None else stated_answer(final))
             finished.append(True)
         else:

@@ -4,14 +4,15 @@
     score = ScoreProblem().run([gold, *answers], Verifier(timeout=2.0))
     score.correct, score.pass_at_1, score.maj_at_k
 
-Correctness is ``ScoreAgainstGold`` (the same math-verify equivalence as ``vote``: identical strings, or
-``verify`` either way). maj@k takes the same clustering as ``vote`` (``label_question``): the largest class
-of equivalent answers, equal sizes broken by first appearance (cluster 0, even on a tie), represented
-by its most written form as in ``vote``'s ``majority_answer``; maj@k is 1 when that answer is correct.
-An answer that times out (or is absurdly long) costs only its timeout: it is wrong, and it is equivalent
-to nothing but copies of itself. Unlike ``vote``, which drops it, eval keeps it in the vote as its own
-class: a model that keeps writing one unverifiable answer has that as its majority, and maj@k is 0.
-``ScoreProblem`` is a pool job (``pool.VerifyPool``): the watchdog also covers a worker stuck in C code.
+Correctness is ``ScoreAgainstGold``: identical keys, or math-verify's ``verify(gold, answer)``, one
+direction (``vote``, without a gold, takes either direction). maj@k takes the same clustering as ``vote``
+(``label_question``): the largest class of equivalent answers, equal sizes broken by first appearance
+(cluster 0, even on a tie), represented by its most written form as in ``vote``'s ``majority_answer``; maj@k
+is 1 when that answer is correct. An answer that times out (or is absurdly long) costs only its timeout: it
+is wrong, and it is equivalent to nothing but copies of itself. Unlike ``vote``, which drops it, eval keeps
+it in the vote as its own class: a model that keeps writing one unverifiable answer has that as its
+majority, and maj@k is 0. ``ScoreProblem`` is a pool job (``pool.VerifyPool``): the watchdog also covers a
+worker stuck in C code.
 """
 
 from __future__ import annotations
