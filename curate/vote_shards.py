@@ -17,10 +17,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from ..rollout.reader import reject_nulls
 from .answers.extract import extract_batch
 from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
-from .io.shards import ShardWriter, iter_batches
+from .io.shards import ShardWriter, iter_batches, reject_nulls
 from .io.spill import partition_of, question_hash, read_group, write_groups
 
 LABEL_FIELDS = [("answer", pa.string()), ("cluster", pa.int64()), ("reward", pa.float64())]

@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..curate.answers.equivalence import Job
 from ..curate.answers.extract import extract_batch
@@ -25,7 +23,15 @@ from ..curate.answers.pool import Task, VerifyPool
 from ..curate.io.errors import InputError
 from ..curate.io.ids import question_id
 from ..curate.io.report import progress
-from ..curate.io.shards import check_columns, is_integer, is_string, list_shards, open_shard, read_table
+from ..curate.io.shards import (
+    check_columns,
+    is_integer,
+    is_string,
+    list_shards,
+    open_shard,
+    read_table,
+    reject_nulls,
+)
 
 
 def read_rollout_answers(folder: Path, description: str = "read responses") -> pl.DataFrame:
@@ -53,21 +59,6 @@ def read_rollout_answers(folder: Path, description: str = "read responses") -> p
             "pairs); each copy would be scored as another sample"
         )
     return answers.sort("question_id", "sample_idx", maintain_order=True)
-
-
-def reject_nulls(
-    path: Path, table: pa.Table | pa.RecordBatch, columns: list[str], first_row: int = 0
-) -> None:
-    """One line naming the file, the column and the first row (1-based, counting from ``first_row``) when
-    a column that must hold a value holds a null: "null question_id in FILE ..."."""
-    for name in columns:
-        column = table.column(name)
-        if column.null_count:
-            row = first_row + pc.index(pc.is_null(column), True).as_py() + 1
-            raise InputError(
-                f"null {name} in {path} (column '{name}', {column.null_count} rows, first: row {row}); "
-                "drop those rows: a row without one cannot be labeled or scored"
-            )
 
 
 def _read_shard(path: Path, offset: int) -> pl.DataFrame:

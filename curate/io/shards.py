@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import InputError
@@ -163,3 +164,18 @@ def write_table(table: pa.Table, path: Path) -> None:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def reject_nulls(
+    path: Path, table: pa.Table | pa.RecordBatch, columns: list[str], first_row: int = 0
+) -> None:
+    """One line naming the file, the column and the first row (1-based, counting from ``first_row``) when
+    a column that must hold a value holds a null: "null question_id in FILE ..."."""
+    for name in columns:
+        column = table.column(name)
+        if column.null_count:
+            row = first_row + pc.index(pc.is_null(column), True).as_py() + 1
+            raise InputError(
+                f"null {name} in {path} (column '{name}', {column.null_count} rows, first: row {row}); "
+                "drop those rows: a row without one cannot be labeled or scored"
+            )
