@@ -346,8 +346,30 @@ def _parse_edges(edges: str | None) -> tuple[float, ...] | None:
 def main() -> None:
     """Entry point: exit 0 on success, 2 with a one-line message on bad input or usage.
 
-    Click (standalone mode) handles usage errors and ``--help``; our known errors become one line.
+    Click (standalone mode) handles usage errors and ``--help``; our known errors become one line. Under
+    torchrun (WORLD_SIZE > 1) a rank leaves with ``os._exit`` once its output is flushed: the process group
+    is destroyed by then, but gloo's worker threads can still abort a normal interpreter shutdown
+    (SIGABRT, "terminate called without an active exception"; pytorch PR 179291), failing a finished run.
     """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        _main()
+        return
+    try:
+        _main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except BaseException:  # a crash still shows its traceback, then takes the group down with exit 1
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _main() -> None:
     from rich.markup import escape
 
     from .curate.io.report import console
