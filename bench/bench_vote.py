@@ -85,16 +85,20 @@ def run_vote(corpus: Path, out: Path, workers: int | None, timeout: float) -> di
     return {"seconds": time.perf_counter() - start, "peak_rss": peak, "counts": counts}
 
 
-def corpus(args, traces: int) -> Path:
-    """The corpus of ``traces`` traces for ``args.variant``/``args.slow``, generated once (cached)."""
-    name = f"corpus-{args.variant}{'-slow' if args.slow else ''}-{traces}"
-    path, what = args.out / name, f"{traces} {args.variant} slow={args.slow}"
+def corpus(path: Path, traces: int, variant: str = "per-question", slow: bool = False) -> Path:
+    """The corpus of ``traces`` traces in ``path`` (see ``corpus.py``), generated once (cached)."""
+    what = f"{traces} {variant} slow={slow}"
     stamp = path / ".complete"
     if not stamp.exists() or stamp.read_text() != what:
         print(f"generating {traces:,} traces in {path} ...", file=sys.stderr)
-        write_corpus(path, traces, max(1, traces // 4000), variant=args.variant, slow=args.slow)
+        write_corpus(path, traces, max(1, traces // 4000), variant=variant, slow=slow)
         stamp.write_text(what)
     return path
+
+
+def _corpus(args, traces: int) -> Path:
+    name = f"corpus-{args.variant}{'-slow' if args.slow else ''}-{traces}"
+    return corpus(args.out / name, traces, args.variant, args.slow)
 
 
 def distinct_answers(voted: Path) -> int:
@@ -115,7 +119,7 @@ def machine() -> str:
 
 def compare_on_subset(size: int, args) -> dict:
     """Naive path and `offcurate vote` on the same corpus, one after the other; labels must be equal."""
-    sub = corpus(args, size)
+    sub = _corpus(args, size)
     start = time.perf_counter()
     naive, naive_timeouts = naive_labels(sub, args.timeout, out=args.out / "naive-out")
     naive_seconds = time.perf_counter() - start
@@ -210,7 +214,7 @@ def main() -> None:
     subsets = [compare_on_subset(int(size), args) for size in args.subset.split(",")]
     runs = []
     for traces in () if args.skip_large else (args.traces // 4, args.traces):
-        run = run_vote(corpus(args, traces), args.out / "voted", args.workers, args.timeout)
+        run = run_vote(_corpus(args, traces), args.out / "voted", args.workers, args.timeout)
         run["distinct"] = distinct_answers(args.out / "voted")
         print(
             f"N={traces:,}: {run['seconds']:.1f} s, peak {run['peak_rss'] / 2**30:.2f} GiB, "
