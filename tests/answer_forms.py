@@ -7,7 +7,8 @@ differential test against math-verify's ``parse`` (tests/test_fastparse.py).
 Awkward cases on purpose: leading zeros, signs (``+3``, ``-0``), ``.5``, ``2.50``, ``3.``, thousands
 separators right and wrong (``1,000``, ``1{,}000``, ``1, 000``, ``12,34``, ``0,500``), spaces, zero and
 signed denominators, every one-letter name in ``x = n``, reversed and equal interval bounds, half-open
-brackets, and shapes that must be left to the parser (``5\\%``, ``2\\frac{1}{2}``, ``x = 1,000``).
+brackets, degrees, percents and choice letters written several ways, and shapes that must be left to the
+parser (``-5\\%``, ``2\\frac{1}{2}``, ``x = 1,000``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,36 @@ def _listed(rng: random.Random) -> str:
     return rng.choice([",", ", ", " ,", ";"]).join(element(rng) for _ in range(rng.randint(2, 5)))
 
 
+def _degrees(rng: random.Random) -> str:
+    n = rng.choice([element(rng), str(rng.randint(0, 360))])
+    return n + rng.choice(
+        ["^\\circ", "^{\\circ}", "^\\circ", " ^\\circ", "^ \\circ", "^{ \\circ }", "\\circ", "°"]
+    )
+
+
+def _percent(rng: random.Random) -> str:
+    n = rng.choice([str(rng.randint(0, 100)), _digits(rng), element(rng)])
+    return n + rng.choice(["\\%", "\\%", " \\%", "%", "  \\%", " percent", "\\ \\%"])
+
+
+def _choice(rng: random.Random) -> str:
+    letter = rng.choice(string.ascii_uppercase + "ABCDE" * 4 + "abcde")
+    return rng.choice(
+        [
+            letter,
+            f"({letter})",
+            f"\\text{{({letter})}}",
+            f"\\text{{{letter}}}",
+            f"\\textbf{{({letter})}}",
+            f"\\mathrm{{({letter})}}",
+            f"( {letter} )",
+            f"\\text{{ ({letter}) }}",
+            f"{letter}{letter}",
+            f"\\text{{({letter}) }}",
+        ]
+    )
+
+
 def _other(rng: random.Random) -> str:
     """Shapes the fast paths must leave to the parser (or read exactly)."""
     n = number(rng)
@@ -137,7 +168,10 @@ def _other(rng: random.Random) -> str:
     )
 
 
-GENERATORS = (number, number, number, _equation, _equation, _bracketed, _bracketed, _set, _listed, _other)
+GENERATORS = (
+    *(number, number, number, _equation, _equation, _bracketed, _bracketed, _set, _listed, _other),
+    *(_degrees, _percent, _choice),
+)
 
 
 def generated_forms(count: int, seed: int = 0) -> list[str]:

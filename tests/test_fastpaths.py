@@ -97,6 +97,11 @@ CASES = {  # key: the expression math-verify makes of it (srepr), and its string
     "left_right": ("\\left(1, 2\\right)", "Interval(Integer(1), Integer(2), true, true)", "(1, 2)"),
     "set": ("\\{3,1\\}", "FiniteSet(Integer(1), Integer(3))", "\\{3,1\\}"),
     "bare_list": ("3, 1", "FiniteSet(Integer(1), Integer(3))", "3, 1"),
+    "degrees": ("44^\\circ", "Integer(44)", "44^\\circ"),
+    "degrees_braced": ("44^{\\circ}", "Integer(44)", "44^{\\circ}"),
+    "percent": ("28\\%", "Mul(Integer(28), UnevaluatedExpr(Rational(1, 100)))", "28\\%"),
+    "choice": ("B", "Symbol('b', real=True)", "B"),
+    "choice_in_text": ("\\text{(B)}", "Symbol('b', real=True)", "\\text{(B)}"),
 }
 
 
@@ -110,7 +115,10 @@ def test_awkward_forms_read_exactly(key, expression, text):
 
 
 LEFT_TO_PARSE = {
-    "percent": "5\\%",
+    "negative_percent": "-5\\%",
+    "decimal_percent": "0.28\\%",
+    "percent_leading_zero_space": "08 \\%",  # math-verify reads the integer 8
+    "choice_e": "E",
     "mixed_fraction": "2\\frac{1}{2}",
     "assignment_of_thousands": "x = 1,000",
     "zero_denominator": "\\frac{3}{0}",

@@ -15,7 +15,9 @@ converter applies to them (``parse_number``, ``convert_number``, ``sympy.Rationa
 - a number: ``42``, ``-0042``, ``2.50``, ``+3``, ``\\frac{3}{4}``, ``-\\frac{-3}{4}`` (integers inside);
 - a thousands-separated number as a whole answer: ``1,000``, ``1{,}000.5`` (``comma_number_regex``);
 - ``x = <number>`` for a one-letter name other than e and i (``x = 5``; lower-cased, as latex2sympy does);
-- a tuple or interval of 2-8 numbers in ``(...)`` or ``[...]``; a set ``\\{...\\}``; a bare list ``1, 2``.
+- a tuple or interval of 2-8 numbers in ``(...)`` or ``[...]``; a set ``\\{...\\}``; a bare list ``1, 2``;
+- degrees ``44^\\circ`` (read as the number), an integer percent ``28\\%``, a choice ``B``, ``(B)``,
+  ``\\text{(B)}`` (a symbol; not E or I).
 
 Anything else, or any doubt (a zero denominator, a name in math-verify's complex pattern), is ``None``.
 
@@ -51,7 +53,10 @@ _SET = re.compile(rf"\\\{{ *([+-]?{_UNSIGNED}(?: *, *[+-]?{_UNSIGNED}){{0,7}}) *
 _INTEGER_TEXT = re.compile(r"-?(?:[1-9]\d*|0)")
 _DECIMAL_TEXT = re.compile(r"-?\d*\.\d+")
 _NO_SEPARATORS = str.maketrans("", "", ", ")
-_QUICK = re.compile(r"[-+0-9.,{}\\ ()\[\]=/a-zA-Z]+")  # characters every handled shape is made of
+_DEGREES = re.compile(rf"([+-]?{_UNSIGNED})\^(?:\\circ|\{{\\circ\}})")
+_PERCENT = re.compile(r"(0|[1-9]\d*) ?\\%")  # "08 \\%" reads as 8: left to parse
+_CHOICE = re.compile(r"([A-DF-HJ-Z])|\(([A-DF-HJ-Z])\)|\\text\{\(([A-DF-HJ-Z])\)\}|\\text\{([A-DF-HJ-Z])\}")
+_QUICK = re.compile(r"[-+0-9.,{}\\ ()\[\]=/^%a-zA-Z]+")  # characters every handled shape is made of
 
 
 @functools.cache
@@ -145,6 +150,14 @@ def _convert(text: str):
     sympy, finite_set, comma_number, treat_as_complex, _ = _tools()
     if _WHOLE_NUMBER.fullmatch(text):
         return _number(text)
+    if degrees := _DEGREES.fullmatch(text):  # ``convert_degrees=False``: the number as written
+        return _number(degrees.group(1))
+    if percent := _PERCENT.fullmatch(text):  # latex2sympy's PERCENT_NUMBER, for an integer
+        hundredth = sympy.UnevaluatedExpr(sympy.Rational(1, 100))
+        return sympy.Mul(_parse_number(percent.group(1)), hundredth, evaluate=False)
+    if choice := _CHOICE.fullmatch(text):  # a choice letter: a symbol, lower-cased
+        letter = next(group for group in choice.groups() if group)
+        return None if treat_as_complex(text) else sympy.Symbol(letter.lower(), real=True)
     if comma_number.match(text):  # checked on the whole answer, as latex2sympy does
         return _convert_number(text)
     if equation := _EQUATION.fullmatch(text):
