@@ -31,6 +31,12 @@ simplifies ``x - a - (y - b)``, flips it, then calls ``solve``). Read from math-
 - ``solve`` returns plain values, not dicts, so its comparison raises and counts as False;
 - verify also compares the two normalized strings, so they are compared here too.
 
+And one that is slow for an answer math-verify parses itself: an inequality chain ``a < x < b`` (``<`` or
+``\\le``, exact numbers ``a < b``) against an interval of exact numbers, ~40 ms (``as_set`` of the chain).
+``sympy_expr_eq`` turns the chain into the interval ``(a, b)`` (open where ``<``), then compares it with
+the target interval: same openness and equal endpoints (for exact numbers, what its numeric and symbolic
+steps conclude). The other direction (interval against chain) is not converted by verify and stays there.
+
 tests/test_fastpaths.py compares every result of ``read_fast`` with ``parse`` on tens of thousands of
 generated forms (leading zeros, ``1{,}000`` vs ``1, 000``, signs, ``.5``, ``2.50``, ...): same types,
 arguments, float precision, set order and string; and ``verify`` between pairs of them, with ``verify_fast``
@@ -64,6 +70,7 @@ def _tools():
     """math-verify's own pieces, imported on first use (``offcurate --help`` must not import sympy)."""
     import sympy
     from latex2sympy2_extended.latex2sympy2 import comma_number_regex, normalize_latex
+    from latex2sympy2_extended.logic import And
     from latex2sympy2_extended.sets import FiniteSet
     from math_verify import LatexExtractionConfig
     from math_verify.grader import should_treat_as_complex
@@ -75,6 +82,7 @@ def _tools():
         comma_number_regex,
         should_treat_as_complex,
         (lambda text: normalize_latex(text, config=config)),
+        And,
     )
 
 
@@ -147,7 +155,7 @@ def _interval(values: list, opening: str, closing: str):
 
 def _convert(text: str):
     """The expression latex2sympy makes of the normalized ``text``, for the shapes above; else ``None``."""
-    sympy, finite_set, comma_number, treat_as_complex, _ = _tools()
+    sympy, finite_set, comma_number, treat_as_complex = _tools()[:4]
     if _WHOLE_NUMBER.fullmatch(text):
         return _number(text)
     if degrees := _DEGREES.fullmatch(text):  # ``convert_degrees=False``: the number as written
@@ -205,13 +213,47 @@ def _assignment(parsed: list) -> tuple[str, object] | None:
     return lhs.name, rhs
 
 
+def _chain(parsed: list) -> tuple | None:
+    """``(start, end, left_open, right_open)`` of a parse ``[a < x < b, text]`` (``<`` or ``\\le`` each side,
+    ``a < b`` exact numbers, one real symbol): the interval ``as_set`` makes of it; else ``None``."""
+    sympy = _tools()[0]
+    if len(parsed) != 2 or not isinstance(parsed[1], str) or type(parsed[0]) is not _tools()[5]:
+        return None
+    relations = getattr(parsed[0], "_unsorted_args", ())
+    kinds = (sympy.StrictLessThan, sympy.LessThan)
+    if len(relations) != 2 or any(type(r) not in kinds for r in relations):
+        return None
+    (start, x), (y, end) = relations[0].args, relations[1].args
+    numbers = all(isinstance(v, sympy.Rational) for v in (start, end))
+    if type(x) is not sympy.Symbol or x != y or x.is_real is not True or not numbers or not start < end:
+        return None
+    return start, end, type(relations[0]) is sympy.StrictLessThan, type(relations[1]) is sympy.StrictLessThan
+
+
+def _interval_of(parsed: list) -> tuple | None:
+    sympy = _tools()[0]
+    if len(parsed) != 2 or not isinstance(parsed[1], str) or type(parsed[0]) is not sympy.Interval:
+        return None
+    interval = parsed[0]
+    if not all(isinstance(v, sympy.Rational) for v in (interval.start, interval.end)):
+        return None
+    return interval.start, interval.end, bool(interval.left_open), bool(interval.right_open)
+
+
 def verify_fast(gold: list, target: list) -> bool | None:
-    """``math_verify.verify(gold, target)`` for two parses ``x = a``, ``y = b`` with exact values (see the
-    module doc); ``None`` for any other pair, or values closer than chopping could tell apart."""
+    """``math_verify.verify(gold, target)`` for the pairs in the module doc; ``None`` for any other pair,
+    or values closer than chopping could tell apart."""
+    strings = (
+        bool(gold[1].strip()) and gold[1].strip() == target[1].strip()
+        if len(gold) == len(target) == 2
+        else False
+    )
+    chain, interval = _chain(gold), _interval_of(target)
+    if chain is not None and interval is not None:
+        return chain == interval or strings
     left, right = _assignment(gold), _assignment(target)
     if left is None or right is None:
         return None
-    strings = bool(gold[1].strip()) and gold[1].strip() == target[1].strip()
     (name, value), (other_name, other_value) = left, right
     if name != other_name:
         return strings
