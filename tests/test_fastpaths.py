@@ -7,8 +7,8 @@ same objects: same types all the way down, same arguments, same float precision,
 same string. Pairs of them are then verified both ways with the two results (and with ``verify_fast``
 where it decides) and must get the same outcomes.
 
-``OFFCURATE_FASTPATH_FORMS`` sets how many forms (CI: 6000, ~30 s; the figures in BENCHMARKS.md come from a
-run with 60000).
+``OFFCURATE_FASTPATH_FORMS`` sets how many forms (CI: 6000 and 450 pairs, ~25 s; the figures in
+BENCHMARKS.md come from a run with 60000 and 900 pairs).
 """
 
 from __future__ import annotations
@@ -146,10 +146,11 @@ def test_verify_outcomes_are_the_same(read):
     keys = sorted(read)
     assignments = [k for k in keys if "=" in k]
     numbers = [k for k in keys if "=" not in k and "," not in k and "(" not in k and "[" not in k]
-    pairs = [tuple(rng.sample(keys, 2)) for _ in range(400)]
-    pairs += [tuple(rng.sample(assignments, 2)) for _ in range(300)]
-    pairs += [(a, a.replace("=", " = ")) for a in assignments[:100]]  # same value, other string
-    pairs += [(rng.choice(assignments), rng.choice(numbers)) for _ in range(100)]
+    scale = 2 if FORMS > 6000 else 1  # 450 pairs in CI (~12 s), 900 in a longer run
+    pairs = [tuple(rng.sample(keys, 2)) for _ in range(200 * scale)]
+    pairs += [tuple(rng.sample(assignments, 2)) for _ in range(150 * scale)]
+    pairs += [(a, a.replace("=", " = ")) for a in assignments[: 50 * scale]]  # same value, other string
+    pairs += [(rng.choice(assignments), rng.choice(numbers)) for _ in range(50 * scale)]
     parsed: dict[str, list] = {}
 
     def real(key: str) -> list:
