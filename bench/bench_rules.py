@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args()
 
-    data = corpus(args.out / f"corpus-{args.traces}", args.traces)
+    data = corpus(args.out / f"corpus-{args.traces}", args.traces, variant="reused", slow=True)
     sides = {
         f"base {args.base}": package_dir(export(args.base, args.out), args.out, "base"),
         "this checkout": package_dir(ROOT, args.out, "this"),

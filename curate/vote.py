@@ -42,7 +42,7 @@ from .io.shards import (
     shard_name,
 )
 from .io.spill import ROWS_PER_PARTITION, partitions_for
-from .vote_label import DROPPED, QUESTION_SCHEMA, label_partitions
+from .vote_label import DROPPED, FAST_READS, QUESTION_SCHEMA, READS, label_partitions
 from .vote_shards import LABEL_FIELDS, TRAJECTORY_SCHEMA, Slicing, extract_shard, part_file, write_shard
 
 __all__ = ["QUESTION_SCHEMA", "TRACE_LABEL_SCHEMA", "TRAJECTORY_SCHEMA", "run_vote"]
@@ -140,6 +140,8 @@ def run_vote(
             "math-verify timeouts": counts["math-verify timeouts"],
             "hard timeouts (worker killed)": counts["hard timeouts (worker killed)"],
             DROPPED: counts[DROPPED],
+            READS: counts[READS],
+            FAST_READS: counts[FAST_READS],
             "output shards": len(parts),
             "spill partitions": slicing.partitions,
         }

@@ -54,6 +54,7 @@ _LABEL_SPILL = {
     "reward": pl.Float64,
 }
 DROPPED = "answers dropped (timeout or >1000 chars)"
+READS, FAST_READS = "answers read (parsed)", "answers read by a fast path"
 
 
 @dataclass
@@ -164,5 +165,7 @@ def label_partitions(
             while loaded and loaded[next(iter(loaded))].complete:  # flush in partition order
                 _flush(loaded.pop(next(iter(loaded))), spill, questions, counts)
     counts["math-verify timeouts"] = pool.timeouts
+    counts[READS] = pool.reads
+    counts[FAST_READS] = pool.fast_reads
     counts["hard timeouts (worker killed)"] = pool.hard_timeouts
     return counts

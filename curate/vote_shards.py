@@ -5,8 +5,10 @@
 
 Pass 1 reads a shard, extracts each trace's answer from its tail (``extract.extract_batch``) and spills the
 small rows (question id, sample index, answer, shard, row, the question's metadata) by partition; the text
-never leaves the task. Pass 3 reads the shard again and writes it with its labels attached by row position:
-the labels of one shard are read from the label spill (one row group per file), no join on string keys.
+never leaves the task. Pass 3 writes the shard again with its labels attached by row position: the labels
+of one shard are read from the label spill (one row group per file), no join on string keys; the shard's
+column chunks are copied as they are (``vote_splice``), or, where its layout does not allow that or only a
+slice of its rows is kept, its rows are read and encoded again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .answers.extract import extract_batch
 from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
 from .io.shards import ShardWriter, iter_batches, reject_nulls
 from .io.spill import partition_of, question_hash, read_group, write_groups
+from .vote_splice import splice_shard
 
 LABEL_FIELDS = [("answer", pa.string()), ("cluster", pa.int64()), ("reward", pa.float64())]
 TRAJECTORY_SCHEMA = pa.schema(list(FILTER_SCHEMA) + LABEL_FIELDS)
@@ -90,6 +93,11 @@ def write_shard(path: Path, shard_no: int, slicing: Slicing, spill: Path, folder
     sorted by row). Returns the rows written."""
     labels = read_group(spill.glob("labels-*.parquet"), "shard", shard_no).sort("row")
     columns = [labels.get_column(name).to_arrow() for name, _ in LABEL_FIELDS] if labels.height else []
+    if slicing.num_shards == 1 and labels.height:  # every row kept: copy the text, do not re-encode it
+        names = [name for name, _ in LABEL_FIELDS]
+        table = pa.Table.from_arrays(columns, names=names).cast(pa.schema(LABEL_FIELDS))
+        if splice_shard(path, table, part_file(folder, shard_no)):
+            return labels.height
     writer, taken = None, 0
     for batch in iter_batches(path, columns=FILTER_SCHEMA.names):
         keep = slicing.keep(_hashes(batch))

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from corpus import question_answers, write_corpus  # noqa: E402
+from corpus import VARIANTS, question_answers, write_corpus  # noqa: E402
 from naive import compare, fast_labels, naive_labels  # noqa: E402
 
 from offcurate.curate.io.spill import ROWS_PER_PARTITION  # noqa: E402
@@ -22,7 +22,8 @@ TRACES = 480  # 30 questions, small traces: the labels do not depend on the shar
 
 
 def small_corpus(folder: Path, shards: int) -> Path:
-    return write_corpus(folder, traces=TRACES, shards=shards, min_kb=2, max_kb=12)
+    """Answers per question (the benchmark's default), with the slow ones: timeouts are exercised too."""
+    return write_corpus(folder, traces=TRACES, shards=shards, min_kb=2, max_kb=12, slow=True)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +60,24 @@ def test_fast_labels_equal_naive_labels(tmp_path, naive, shards, rows_per_partit
     assert fast.filter(pl.col("reward") == 0.0).height > 0
 
 
-def test_corpus_has_the_variety_it_claims():
-    answers = [question_answers(q) for q in range(2000)]
+@pytest.mark.parametrize("variant", ["per-question", "reused"])
+def test_corpus_has_the_variety_it_claims(variant):
+    answers = [question_answers(q, variant, slow=True) for q in range(2000)]
     flat = [a for group in answers for a in group]
     assert any(all(a is None for a in group) for group in answers)  # answerless questions
     assert any(a is not None and len(a) > 1000 for a in flat)  # long garbage
     assert any(a is not None and "^{10^{" in a for a in flat)  # power towers
     assert any(len({a for a in group if a}) >= 3 for group in answers)  # several distinct forms
+    plain = [a for q in range(2000) for a in question_answers(q, variant) if a is not None]
+    assert not any(len(a) > 1000 or "^{10^{" in a for a in plain)  # slow answers only on request
+
+
+def test_per_question_answers_are_mostly_their_own():
+    """The default corpus has the shape of real data: a distinct answer string rarely recurs in another
+    question (the ``reused`` variant: ~10.8k distinct strings in 850k traces)."""
+    groups = {v: [{a for a in question_answers(q, v) if a} for q in range(2000)] for v in VARIANTS}
+    distinct = {v: len(set().union(*g)) for v, g in groups.items()}
+    per_question = sum(len(g) for g in groups["per-question"]) / 2000
+    assert 2 <= per_question <= 4
+    assert distinct["per-question"] > 0.7 * sum(len(g) for g in groups["per-question"])
+    assert distinct["reused"] < 0.5 * distinct["per-question"]

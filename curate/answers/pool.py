@@ -66,6 +66,9 @@ def _worker(conn: Connection, job: Job, timeout: float | None, parent: int) -> N
     import math_verify  # noqa: F401  (pay the import once, before the first deadline starts)
 
     verifier = Verifier(timeout=timeout, share=True)
+    # Warm up ANTLR (its first parse builds the parser, ~0.2 s) and sympy's evaluation: with fast paths
+    # the first parse may be any answer's, and its time limit is not the place to pay this.
+    Verifier(timeout=None, cached=False).parse("\\frac{x^2+1}{2}")
     conn.send(("ready", None))
     while True:
         message = conn.recv()
@@ -75,11 +78,12 @@ def _worker(conn: Connection, job: Job, timeout: float | None, parent: int) -> N
         verifier.slow.update(known_slow)  # found by other workers: never pay their timeout twice
         verifier.adopt(known_read)  # read by other workers: never parse it twice
         for index, answers in batch:
-            timeouts = verifier.timeouts
+            before = verifier.timeouts, verifier.reads, verifier.fast_reads
             result = job.run(answers, verifier)
             found, verifier.found = verifier.found, []
             read, verifier.exported = verifier.exported, []
-            conn.send((index, result, found, verifier.timeouts - timeouts, read))
+            after = verifier.timeouts, verifier.reads, verifier.fast_reads
+            conn.send((index, result, found, [b - a for a, b in zip(before, after)], read))
 
 
 def _keys(task: Task) -> set[str]:
@@ -144,6 +148,8 @@ class VerifyPool:
         self.soft_limits, self.grace, self._autostart = soft_limits, grace, start
         self.hard_timeouts = 0
         self.timeouts = 0  # math-verify steps that ran past ``timeout`` in the workers
+        self.reads = 0  # answers the workers read (parse + evaluation), not counting cache hits
+        self.fast_reads = 0  # of those, read by an exact fast path (``fastpaths``)
         self._ctx = mp.get_context("spawn")  # fork after polars/arrow threads start is unsafe
         self._slots: list[_Slot] = []
         self._waiting = True
@@ -260,11 +266,13 @@ class VerifyPool:
             for n in busy:
                 slot = self._slots[n]
                 if slot.conn in ready:
-                    index, result, found, timeouts, read = slot.conn.recv()
+                    index, result, found, (timeouts, reads, fast), read = slot.conn.recv()
                     self._read += [(key, blob, slot) for key, blob in read]
                     self._slow += [item for item in found if item not in self._slow_set]
                     self._slow_set.update(found)
                     self.timeouts += timeouts
+                    self.reads += reads
+                    self.fast_reads += fast
                     self._gate.settle(_keys(slot.pending.popleft()))
                     slot.since = time.monotonic()
                     yield index, result
