@@ -247,7 +247,35 @@ def _spans(group: Struct) -> list[tuple[int, int]] | None:
 def splice_shard(source: Path, labels: pa.Table, target: Path) -> bool:
     """Write ``target`` = ``source`` (every row, the ``filter`` schema) with ``labels``' columns attached
     (row k of ``labels`` to row k of ``source``) by copying ``source``'s column chunks; ``False`` (and
-    nothing written) when ``source``'s layout is not one this can copy (see the module doc)."""
+    nothing written) when ``source``'s layout is not one this can copy (see the module doc).
+
+    The spliced file is read back before it counts: its schema, its label columns and its small key
+    columns (question_id, sample_idx: they locate the copied chunks) must equal what they should be, so a
+    footer this module got wrong costs a re-encode, never a corrupt shard."""
+    if not _splice(source, labels, target):
+        return False
+    if _reads_back(source, labels, target):
+        return True
+    target.unlink(missing_ok=True)
+    return False
+
+
+def _reads_back(source: Path, labels: pa.Table, target: Path) -> bool:
+    keys = ["question_id", "sample_idx"]
+    try:
+        written = pq.ParquetFile(target)
+        full = pa.schema(list(FILTER_SCHEMA) + list(labels.schema))
+        if not written.schema_arrow.equals(full, check_metadata=False):
+            return False
+        back = written.read(columns=keys + labels.column_names)
+        return back.select(labels.column_names).equals(labels) and back.select(keys).equals(
+            pq.read_table(source, columns=keys)
+        )
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _splice(source: Path, labels: pa.Table, target: Path) -> bool:
     label_schema = labels.schema
     full = pa.schema(list(FILTER_SCHEMA) + list(label_schema))
     template, head = _template(full), _template(FILTER_SCHEMA)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from offcurate.curate import vote_splice
 from offcurate.curate.filter import OUTPUT_SCHEMA as FILTER_SCHEMA
 from offcurate.curate.io.shards import ShardWriter
 from offcurate.curate.vote_shards import LABEL_FIELDS, TRAJECTORY_SCHEMA
@@ -153,3 +154,32 @@ def test_thrift_long_lists_and_negative_ints():
     out = bytearray()
     _write_struct(out, fields)
     assert _read_struct(bytes(out), 0)[0] == fields
+
+
+def _reversed(table: pa.Table) -> pa.Table:
+    return table.take(pa.array(range(table.num_rows - 1, -1, -1)))
+
+
+WRONG_FILES = {  # what a footer bug could produce: (source rows, label rows) as written
+    "labels_out_of_order": lambda source, labels: (source, _reversed(labels)),
+    "text_chunks_misplaced": lambda source, labels: (_reversed(source), labels),
+}
+
+
+@pytest.mark.parametrize("wrong", list(WRONG_FILES.values()), ids=list(WRONG_FILES))
+def test_a_splice_that_reads_back_wrong_is_discarded(tmp_path, monkeypatch, wrong):
+    """The read-back check stands between a footer bug and a corrupt shard: a splice whose file does not
+    read back as source + labels returns False and leaves no file (the caller then re-encodes)."""
+    source = tmp_path / "in.parquet"
+    _shard_writer(source_table(), source)
+    target = tmp_path / "spliced.parquet"
+
+    def wrong_splice(src, labels, out):
+        rows, label_rows = wrong(pq.read_table(src), labels)
+        schema = pa.schema(list(FILTER_SCHEMA) + list(labels.schema))
+        pq.write_table(pa.Table.from_arrays([*rows.columns, *label_rows.columns], schema=schema), out)
+        return True
+
+    monkeypatch.setattr(vote_splice, "_splice", wrong_splice)
+    assert not splice_shard(source, label_table(), target)
+    assert not target.exists()
