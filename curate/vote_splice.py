@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
-from .io.shards import COMPRESSION, LONG_TEXT
+from .io.shards import writer_options
 
 MAGIC = b"PAR1"
 _STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(13)
@@ -191,16 +191,10 @@ def _file_footer(path: Path) -> tuple[Struct, int]:
         return _read_struct(f.read(size), 0)[0], start
 
 
-def _writer_options(schema: pa.Schema) -> dict:
-    """``ShardWriter``'s options, so the label chunks are encoded as it would encode them."""
-    short = [name for name in schema.names if name not in LONG_TEXT]
-    return {"compression": COMPRESSION, "use_dictionary": short, "write_statistics": short}
-
-
 def _template(schema: pa.Schema) -> Struct:
     """The footer pyarrow writes for an empty file of ``schema`` (schema elements, Arrow metadata)."""
     buffer = io.BytesIO()
-    pq.ParquetWriter(buffer, schema, **_writer_options(schema)).close()
+    pq.ParquetWriter(buffer, schema, **writer_options(schema)).close()
     return _footer(buffer.getvalue())
 
 
@@ -298,7 +292,7 @@ def _splice(source: Path, labels: pa.Table, target: Path) -> bool:
         return False
 
     side = io.BytesIO()  # the labels, one row group per source row group
-    with pq.ParquetWriter(side, label_schema, **_writer_options(label_schema)) as writer:
+    with pq.ParquetWriter(side, label_schema, **writer_options(label_schema)) as writer:
         start = 0
         for size in sizes:
             writer.write_table(labels.slice(start, size), row_group_size=size)

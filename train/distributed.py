@@ -50,11 +50,6 @@ class Ranks:
         return self.world > 1
 
 
-def env_rank() -> int:
-    """The launcher's rank of this process (0 without torchrun), read without starting anything."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def start(device_name: str) -> tuple[Ranks, torch.device]:
     """Join the process group when torchrun started several ranks; the device of this process.
 

@@ -136,15 +136,19 @@ def _valid(array: pa.Array) -> bool:
     return True
 
 
+def writer_options(schema: pa.Schema) -> dict:
+    """How every shard is encoded: zstd; dictionaries and statistics on the short columns only (a trace's
+    text gains nothing from either). ``vote_splice`` encodes its label chunks with the same options."""
+    short = [name for name in schema.names if name not in LONG_TEXT]
+    return {"compression": COMPRESSION, "use_dictionary": short, "write_statistics": short}
+
+
 class ShardWriter:
     """Writes one Parquet file with zstd and bounded row groups; opened lazily on the first batch."""
 
     def __init__(self, path: Path, schema: pa.Schema):
         self.path, self.schema, self.rows = path, schema, 0
-        short = [name for name in schema.names if name not in LONG_TEXT]
-        self._writer = pq.ParquetWriter(
-            path, schema, compression=COMPRESSION, use_dictionary=short, write_statistics=short
-        )
+        self._writer = pq.ParquetWriter(path, schema, **writer_options(schema))
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         if isinstance(table, pa.RecordBatch):
