@@ -70,6 +70,18 @@ def test_lora_resume_is_bit_for_bit(lora_run, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_lora_checkpoint_holds_the_adapters_not_the_frozen_base(lora_run):
+    """A resume reloads the base from the start model, so checkpoints keep only what trains."""
+    from torch.distributed.checkpoint import FileSystemReader
+
+    _, run = lora_run
+    (checkpoint,) = sorted(run.glob("checkpoint-*"))[-1:]
+    saved = FileSystemReader(str(checkpoint / "sharded")).read_metadata().state_dict_metadata
+    weights = [k for k in saved if k.startswith("model.")]
+    # the tiny model ties its head to the embeddings: DCP keeps that one shared tensor (vocab x hidden)
+    assert weights and [k for k in weights if "lora_" not in k] == ["model.model.lm_head.weight"]
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

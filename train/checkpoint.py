@@ -79,6 +79,15 @@ def set_rng_state(states: list[dict[str, Any]] | dict[str, Any], rank: int = 0) 
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _state_options(policy: torch.nn.Module, **options: bool):
+    """DCP state-dict options; a LoRA run leaves its frozen base out of checkpoints and gathers: a resume
+    reloads the base from the start model, so saving it again (14 GB at 7B, per save) buys nothing."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    frozen = any(not p.requires_grad for p in policy.parameters())
+    return StateDictOptions(ignore_frozen_params=frozen, **options)
+
+
 def full_model_state(policy: torch.nn.Module, ranks: Ranks) -> dict[str, torch.Tensor] | None:
     """The Hugging Face state dict of a sharded ``PackedPolicy``, gathered on rank 0 (CPU); None unsharded.
 
@@ -86,10 +95,11 @@ def full_model_state(policy: torch.nn.Module, ranks: Ranks) -> dict[str, torch.T
     """
     if not ranks.sharded:
         return None
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    full = get_model_state_dict(policy, options=options)
+    full = get_model_state_dict(
+        policy, options=_state_options(policy, full_state_dict=True, cpu_offload=True)
+    )
     # a tied head is the embedding under a second name: save_pretrained writes it once
     names = {n for n, _ in policy.named_parameters(remove_duplicate=False)}
     tied = names - dict(policy.named_parameters()).keys()
@@ -148,7 +158,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
     barrier(ranks)
-    model_state, optim_state = get_state_dict(policy, optimizer)
+    model_state, optim_state = get_state_dict(policy, optimizer, options=_state_options(policy))
     with _one_process_is_fine():
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp / SHARDED)
     full = full_model_state(policy, ranks)
@@ -198,11 +208,17 @@ def load_sharded_state(
             optimizer.load_state_dict(state["optimizer"])
             return
         raise OffcurateError(f"{path}: no {SHARDED}/ model and optimizer state to resume from")
-    model_state, optim_state = get_state_dict(policy, optimizer)
+    model_state, optim_state = get_state_dict(policy, optimizer, options=_state_options(policy))
     state = {"model": model_state, "optim": optim_state}
     with _one_process_is_fine():
         dcp.load(state, checkpoint_id=path / SHARDED)
-    set_state_dict(policy, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    set_state_dict(
+        policy,
+        optimizer,
+        model_state_dict=state["model"],
+        optim_state_dict=state["optim"],
+        options=_state_options(policy, strict=not _state_options(policy).ignore_frozen_params),
+    )
 
 
 def load_state(path: Path) -> dict[str, Any]:
