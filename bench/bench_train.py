@@ -45,11 +45,12 @@ from checkout import ROOT, use_this_checkout
 
 use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
 
+from offcurate.train.attention import set_attention  # noqa: E402
 from offcurate.train.compute import accumulate, micro_batches, optimizer_step  # noqa: E402
 from offcurate.train.distributed import shard  # noqa: E402
 from offcurate.train.lora import add_lora, inner  # noqa: E402
 from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
-from offcurate.train.model import enable_checkpointing, resolve_precision, set_attention  # noqa: E402
+from offcurate.train.model import enable_checkpointing, resolve_precision  # noqa: E402
 from offcurate.train.objective import ObjectiveConfig  # noqa: E402
 from offcurate.train.optim import build_optimizer  # noqa: E402
 from offcurate.train.packing import Sample  # noqa: E402

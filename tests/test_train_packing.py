@@ -3,16 +3,15 @@
 import pytest
 import torch
 
+from offcurate.train.attention import VARLEN, set_attention
 from offcurate.train.compute import accumulate, micro_batches
 from offcurate.train.model import (
-    VARLEN,
     Precision,
     chunked_logprobs,
     enable_checkpointing,
     packed_logprobs,
     reference_precision,
     resolve_precision,
-    set_attention,
 )
 from offcurate.train.objective import ObjectiveConfig
 from offcurate.train.packing import Sample, build_micro_batch, pack
@@ -155,7 +154,7 @@ def test_bf16_mixed_autocast_close_to_fp32(model, attn):
 @pytest.mark.parametrize("gqa", [True, False], ids=["kernel_gqa", "repeated_kv"])
 def test_varlen_kernel_call_plumbing(model, monkeypatch, gqa):
     """The CUDA branch, with a CPU stand-in for the flash kernel: shapes, cu_seqlens, GQA and causal flags."""
-    from offcurate.train import model as model_module
+    from offcurate.train import attention as attention_module
 
     calls = []
 
@@ -172,8 +171,8 @@ def test_varlen_kernel_call_plumbing(model, monkeypatch, gqa):
             out.append(o.transpose(0, 1))
         return torch.cat(out)
 
-    monkeypatch.setattr(model_module, "_kernel_for", lambda q: fake_kernel)
-    monkeypatch.setattr(model_module, "_VARLEN_GQA", gqa)
+    monkeypatch.setattr(attention_module, "_kernel_for", lambda q: fake_kernel)
+    monkeypatch.setattr(attention_module, "_VARLEN_GQA", gqa)
     samples = _samples(SPEC)
     expected = _reference_logprobs(model, samples)
     set_attention(model, VARLEN)

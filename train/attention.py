@@ -1,0 +1,156 @@
+"""Attention for packed rows: per-trajectory causal attention from ``cu_seqlens``, never a mask.
+
+    implementation = pick_attention("auto", device, config)   # "offcurate_varlen" on CUDA, else "sdpa"
+    set_attention(model, implementation)
+
+Packed rows need attention that stops at trajectory boundaries: on CUDA the ``offcurate_varlen`` attention
+calls PyTorch's flash varlen kernel with ``cu_seqlens`` (no mask at all); on CPU it loops causal SDPA over
+the trajectories (slow, same boundaries); elsewhere SDPA gets the block-diagonal mask transformers derives
+from the restarting position ids.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from ..curate.io.errors import OffcurateError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
+VARLEN = "offcurate_varlen"
+ATTN_CHOICES = ("auto", "sdpa", "varlen", "flash_attention_2", "eager")
+
+
+def _find_varlen_kernel() -> tuple[Callable | None, dict[str, Any], bool, bool]:
+    """PyTorch's flash varlen attention (torch >= 2.9), its causal keyword, GQA and scale support.
+
+    The keywords moved between releases (``is_causal`` first, then ``window_size=(-1, 0)``).
+    """
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None, {}, False, False
+    params = inspect.signature(varlen_attn).parameters
+    if "window_size" in params:
+        causal = {"window_size": (-1, 0)}
+    elif "is_causal" in params:
+        causal = {"is_causal": True}
+    else:
+        return None, {}, False, False
+    return varlen_attn, causal, "enable_gqa" in params, "scale" in params
+
+
+# looked up once at import, so nothing is inspected inside a compiled region
+_VARLEN_KERNEL, _VARLEN_CAUSAL, _VARLEN_GQA, _VARLEN_SCALE = _find_varlen_kernel()
+
+
+def _kernel_for(q: torch.Tensor) -> Callable | None:
+    """The flash varlen kernel when it can run on ``q`` (CUDA, half precision), else None (SDPA loop)."""
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        return _VARLEN_KERNEL
+    return None
+
+
+def varlen_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """A transformers attention function for packed rows: per-trajectory causal attention via cu_seqlens.
+
+    query [1, H, T, D], key/value [1, Hkv, T, D] -> [1, T, H, D]. On CUDA one flash varlen call; on CPU a
+    loop of causal SDPA per trajectory (slow, but the same boundaries: the packing test runs it).
+    """
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is None:
+        raise ValueError("offcurate_varlen attention needs cu_seq_lens_q (call through packed_logprobs)")
+    if kwargs.get("sliding_window") is not None:
+        raise ValueError(
+            "offcurate_varlen attention does not support sliding-window layers (use --attn sdpa)"
+        )
+    if query.shape[0] != 1:
+        raise ValueError("offcurate_varlen attention expects one packed row (batch size 1)")
+    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # [T, H, D]
+    device_type = q.device.type
+    if torch.is_autocast_enabled(device_type):  # rotary embeddings promote q, k to fp32 under autocast
+        dtype = torch.get_autocast_dtype(device_type)
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    n_rep = q.shape[1] // k.shape[1]
+    kernel = _kernel_for(q)
+    if kernel is not None:
+        max_len = int(kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max()))
+        extra = dict(_VARLEN_CAUSAL)
+        if scaling is not None and _VARLEN_SCALE:
+            extra["scale"] = scaling  # without the keyword the kernel uses 1/sqrt(D), Qwen's scaling too
+        if n_rep > 1:
+            if _VARLEN_GQA:
+                extra["enable_gqa"] = True
+            else:
+                k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
+        out = kernel(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, max_len, max_len, **extra)
+        return out.unsqueeze(0), None
+    bounds = cu.tolist()
+    parts = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        qs, ks, vs = (x[a:b].transpose(0, 1) for x in (q, k, v))  # [H, l, D]
+        if n_rep > 1:
+            ks, vs = ks.repeat_interleave(n_rep, dim=0), vs.repeat_interleave(n_rep, dim=0)
+        parts.append(
+            F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scaling).transpose(0, 1)
+        )
+    return torch.cat(parts, 0).unsqueeze(0), None
+
+
+def register_varlen() -> bool:
+    """Register ``offcurate_varlen`` with transformers (attention + "no mask" mask function)."""
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, flash_attention_mask
+    except ImportError:
+        return False
+    AttentionInterface.register(VARLEN, varlen_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(VARLEN, flash_attention_mask)
+    return True
+
+
+def pick_attention(name: str, device: torch.device, config: PretrainedConfig) -> str:
+    """``auto``: the varlen kernel on CUDA when PyTorch has it (and no sliding window), else SDPA."""
+    if name not in ATTN_CHOICES:
+        raise OffcurateError(f"--attn must be one of {', '.join(ATTN_CHOICES)}, got {name!r}")
+    if name == "auto":
+        sliding = getattr(config, "use_sliding_window", False)
+        ok = device.type == "cuda" and _VARLEN_KERNEL is not None and not sliding
+        name = "varlen" if ok else "sdpa"
+    if name == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise OffcurateError("--attn flash_attention_2 needs the flash-attn package (or use --attn auto)")
+    if name == "varlen":
+        if not register_varlen():
+            raise OffcurateError("--attn varlen needs transformers >= 4.48 (AttentionInterface)")
+        return VARLEN
+    return name
+
+
+def set_attention(model: PreTrainedModel, implementation: str) -> None:
+    """Switch the attention implementation of a loaded model (registered names included)."""
+    if implementation == VARLEN:
+        register_varlen()
+    setter = getattr(model, "set_attn_implementation", None)
+    if setter is not None:
+        try:
+            setter(implementation)
+            return
+        except (ValueError, KeyError, ImportError, AttributeError):
+            pass
+    model.config._attn_implementation = implementation
