@@ -7,68 +7,18 @@ subprocess with a timeout (a hung rank fails the test instead of the CI job); th
 in-process. Steps are packed into 2 or 3 micro-batches: with 3, one rank also runs a zero-weight padding row.
 """
 
-import json
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from torchrun_helpers import SAME, flags, ok, one_process, rows, torchrun, weights
 from train_helpers import write_voted
 
-from offcurate.train.config import TrainConfig
 from offcurate.train.distributed import assign, padding_batch
-from offcurate.train.engine import run_training
 from offcurate.train.objective import ObjectiveConfig
 from offcurate.train.packing import Sample, build_micro_batch
-
-TIMEOUT = 240  # seconds for one 2-rank run on a busy 2-core CI machine (~15 s when quiet)
-TIMING = {"step_seconds", "tokens_per_s", "peak_memory_gib", "mfu"}
-SAME = ("step", "epoch", "questions", "trajectories", "micro_batches", "tokens", "loss_tokens", "lr")
-OPTIONS = dict(
-    lr=1e-2, warmup_steps=0, max_steps=3, questions_per_step=2, tokens_per_micro_batch=200, max_len=200,
-    save_every=2, keep_last=0,
-)  # fmt: skip
-
-
-def _flags(**options) -> list[str]:
-    out = []
-    for key, value in options.items():
-        out += [f"--{key.replace('_', '-')}", str(value)]
-    return out
-
-
-def _torchrun(tmp_path, voted, out, *extra, script=None) -> subprocess.CompletedProcess:
-    entry = [str(script)] if script else ["-m", "offcurate"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *entry]
-    cmd += ["train", "-i", str(voted), "-o", str(out), "--model", "tiny-random", "--device", "cpu"]
-    return subprocess.run(
-        cmd + _flags(**OPTIONS) + list(extra), cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT
-    )
-
-
-def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
-
-
-def _one_process(voted, out, **overrides):
-    objective = overrides.pop("objective", ObjectiveConfig())
-    cfg = TrainConfig(input=voted, output=out, model="tiny-random", device="cpu", objective=objective)
-    for key, value in {**OPTIONS, **overrides}.items():
-        setattr(cfg, key, value)
-    run_training(cfg)
-
-
-def _rows(run):
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
-
-
-def _weights(run, folder="final"):
-    return load_file(run / folder / "model.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +30,7 @@ def voted(tmp_path_factory):
 def sharded_fp32(tmp_path_factory, voted):
     """The 2-rank fp32 run the resume tests continue (checkpoints at steps 2 and 3)."""
     tmp = tmp_path_factory.mktemp("sharded")
-    result = _ok(_torchrun(tmp, voted, tmp / "run"))
+    result = ok(torchrun(tmp, voted, tmp / "run"))
     return tmp / "run", result
 
 
@@ -116,22 +66,22 @@ def test_two_ranks_equal_one_process(tmp_path, voted, sharded_fp32, extra, objec
     loss and mean token probability (the loaded model's own logits) equal a plain load's. (Measured: with
     rank 1's inv_freq left uninitialised, step 1's mean probability is 1.8e-4 off; the check is 1e-5.)"""
     if extra:
-        two, result = tmp_path / "two", _ok(_torchrun(tmp_path, voted, tmp_path / "two", *extra))
+        two, result = tmp_path / "two", ok(torchrun(tmp_path, voted, tmp_path / "two", *extra))
     else:
         two, result = sharded_fp32
     one = tmp_path / "one"
-    _one_process(voted, one, objective=objective)
-    a, b = _rows(one), _rows(two)
+    one_process(voted, one, objective=objective)
+    a, b = rows(one), rows(two)
     assert [r["step"] for r in b] == [1, 2, 3]  # rank 0 alone wrote the rows
     assert any(r["micro_batches"] % 2 for r in b)  # an odd count: one rank ran a padding row
     for x, y in zip(a, b):
         assert {k: x[k] for k in SAME} == {k: y[k] for k in SAME}
         for key in ("loss", "grad_norm", "mean_token_prob", "kl"):
             assert y[key] == pytest.approx(x[key], rel=1e-5, abs=1e-7), (y["step"], key)
-    wa, wb = _weights(one), _weights(two)
+    wa, wb = weights(one), weights(two)
     assert wa.keys() == wb.keys()  # the tied head is written once, as one process writes it
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
-    start = _weights(one, "tiny-random")
+    start = weights(one, "tiny-random")
     assert min((wa[k] - start[k]).abs().max().item() for k in wa) > 1e-3  # every tensor trained
     assert result.stderr.count("offcurate train") == 1  # one report, from rank 0
 
@@ -146,15 +96,15 @@ def test_lean_bf16_rounds_each_element_as_one_process(tmp_path, voted):
     distance they moved, as Adam turns a near-zero gradient's rounding into an lr-sized step)."""
     two, one = tmp_path / "two", tmp_path / "one"
     lean = dict(dtype="bf16", tokens_per_micro_batch=1000, max_len=1000, grad_clip=0.0)
-    _ok(_torchrun(tmp_path, voted, two, *_flags(**lean)))
-    _one_process(voted, one, **lean)
+    ok(torchrun(tmp_path, voted, two, *flags(**lean)))
+    one_process(voted, one, **lean)
     same = [k for k in SAME if k != "micro_batches"]
-    a, b = _rows(one), _rows(two)
+    a, b = rows(one), rows(two)
     assert [r["micro_batches"] for r in b] == [1, 1, 1]
     assert [{k: r[k] for k in (*same, "loss", "mean_token_prob")} for r in a] == [
         {k: r[k] for k in (*same, "loss", "mean_token_prob")} for r in b
     ]
-    wa, wb, start = _weights(one), _weights(two), _weights(one, "tiny-random")
+    wa, wb, start = weights(one), weights(two), weights(one, "tiny-random")
     assert all(wb[k].dtype == torch.bfloat16 and torch.equal(wa[k], wb[k]) for k in wa)
     assert all(not torch.equal(wa[k], start[k]) for k in wa)
 
@@ -164,13 +114,13 @@ def test_bf16_mixed_two_ranks_track_one_process(tmp_path, voted):
     autocast (bf16 matmuls around fp32 weights, norms in fp32): close, not equal. Measured on this run:
     losses within 4e-3 relative, gradient norms within 1%, weights apart by 1.6% of the distance moved."""
     two, one = tmp_path / "two", tmp_path / "one"
-    _ok(_torchrun(tmp_path, voted, two, "--dtype", "bf16-mixed"))
-    _one_process(voted, one, dtype="bf16-mixed")
-    for x, y in zip(_rows(one), _rows(two)):
+    ok(torchrun(tmp_path, voted, two, "--dtype", "bf16-mixed"))
+    one_process(voted, one, dtype="bf16-mixed")
+    for x, y in zip(rows(one), rows(two)):
         assert {k: x[k] for k in SAME} == {k: y[k] for k in SAME}
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-2)
         assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=2e-2)
-    wa, wb, start = _weights(one), _weights(two), _weights(one, "tiny-random")
+    wa, wb, start = weights(one), weights(two), weights(one, "tiny-random")
     assert all(w.dtype == torch.float32 for w in wb.values())  # fp32 master weights, sharded
     apart = sum((wa[k] - wb[k]).abs().sum().item() for k in wa)
     moved = sum((wa[k] - start[k]).abs().sum().item() for k in wa)
@@ -180,20 +130,20 @@ def test_bf16_mixed_two_ranks_track_one_process(tmp_path, voted):
 def test_resume_two_ranks_bit_exact_and_on_one_rank(tmp_path, voted, sharded_fp32):
     straight, _ = sharded_fp32
     stopped = tmp_path / "stopped"
-    _ok(_torchrun(tmp_path, voted, stopped, "--stop-after", "2"))
+    ok(torchrun(tmp_path, voted, stopped, "--stop-after", "2"))
     on_one = tmp_path / "on_one"
     shutil.copytree(stopped, on_one)
 
-    _ok(_torchrun(tmp_path, voted, stopped, "--resume"))  # 2 ranks -> 2 ranks: bit for bit
-    assert _rows(stopped) == _rows(straight)
-    a, b = _weights(straight), _weights(stopped)
+    ok(torchrun(tmp_path, voted, stopped, "--resume"))  # 2 ranks -> 2 ranks: bit for bit
+    assert rows(stopped) == rows(straight)
+    a, b = weights(straight), weights(stopped)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
-    _one_process(voted, on_one, resume=True)  # 2 ranks -> 1 process: DCP reshards on load
-    rows = _rows(on_one)
-    assert rows[:2] == _rows(straight)[:2]
-    assert rows[2]["loss"] == pytest.approx(_rows(straight)[2]["loss"], rel=1e-5)
-    c = _weights(on_one)
+    one_process(voted, on_one, resume=True)  # 2 ranks -> 1 process: DCP reshards on load
+    resumed = rows(on_one)
+    assert resumed[:2] == rows(straight)[:2]
+    assert resumed[2]["loss"] == pytest.approx(rows(straight)[2]["loss"], rel=1e-5)
+    c = weights(on_one)
     assert max((a[k] - c[k]).abs().max().item() for k in a) < 1e-5
 
 
@@ -201,9 +151,9 @@ def test_lora_two_ranks_equal_one_process(tmp_path, voted):
     """FSDP2 units holding frozen base weights and trainable adapters: the adapters match one process."""
     pytest.importorskip("peft")
     two, one = tmp_path / "two", tmp_path / "one"
-    _ok(_torchrun(tmp_path, voted, two, "--lora-r", "4"))
-    _one_process(voted, one, lora_r=4)
-    for x, y in zip(_rows(one), _rows(two)):
+    ok(torchrun(tmp_path, voted, two, "--lora-r", "4"))
+    one_process(voted, one, lora_r=4)
+    for x, y in zip(rows(one), rows(two)):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
         assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
     a, b = (load_file(run / "final" / "adapter_model.safetensors") for run in (one, two))
@@ -225,7 +175,7 @@ def test_hf_folder_equals_the_sharded_state(sharded_fp32):
     state = get_model_state_dict(PackedPolicy(model, resolve_precision("fp32", torch.device("cpu"))))
     with pytest.warns(UserWarning, match="single process"):
         dcp.load({"model": state}, checkpoint_id=ckpt / "sharded")
-    hf, final = _weights(run, "checkpoint-000003"), _weights(run)
+    hf, final = weights(run, "checkpoint-000003"), weights(run)
     assert all(torch.equal(final[k], hf[k]) for k in hf)
     assert all(torch.equal(state["model." + k], hf[k]) for k in hf)
     loaded = AutoModelForCausalLM.from_pretrained(run / "final").state_dict()
@@ -253,7 +203,7 @@ def test_failing_rank_takes_the_group_down(tmp_path, voted):
             """
         )
     )
-    result = _torchrun(tmp_path, voted, tmp_path / "run", script=script)  # a hang is a TimeoutExpired
+    result = torchrun(tmp_path, voted, tmp_path / "run", script=script)  # a hang is a TimeoutExpired
     assert result.returncode != 0
     assert "injected failure on rank 1" in result.stderr
     assert "rank      : 1" in result.stderr  # torchrun names the first failure
@@ -261,7 +211,7 @@ def test_failing_rank_takes_the_group_down(tmp_path, voted):
 
 
 def test_bad_input_is_one_line_under_torchrun(tmp_path):
-    result = _torchrun(tmp_path, tmp_path / "missing", tmp_path / "run")
+    result = torchrun(tmp_path, tmp_path / "missing", tmp_path / "run")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {tmp_path / 'missing'}: no such file or folder"]

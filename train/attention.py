@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..curate.io.errors import OffcurateError
+from . import ulysses
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
@@ -72,6 +73,10 @@ def varlen_attention(
 
     query [1, H, T, D], key/value [1, Hkv, T, D] -> [1, T, H, D]. On CUDA one flash varlen call; on CPU a
     loop of causal SDPA per trajectory (slow, but the same boundaries: the packing test runs it).
+
+    With ``sp_group`` (sequence parallelism, ``ulysses``) each rank holds T/K tokens of the row: an
+    all-to-all trades them for all T tokens of H/K heads, attention runs on those, and a second
+    all-to-all trades back. ``cu_seq_lens_q`` then describes the whole row.
     """
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None:
@@ -87,10 +92,22 @@ def varlen_attention(
     if torch.is_autocast_enabled(device_type):  # rotary embeddings promote q, k to fp32 under autocast
         dtype = torch.get_autocast_dtype(device_type)
         q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    group = kwargs.get("sp_group")
+    if group is None:
+        return _attend(q, k, v, cu, kwargs.get("max_length_q"), scaling).unsqueeze(0), None
+    q, k, v = ulysses.heads_for_sequence(q, k, v, group)
+    out = _attend(q, k, v, cu, kwargs.get("max_length_q"), scaling)
+    return ulysses.sequence_for_heads(out, group).unsqueeze(0), None
+
+
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len, scaling: float | None
+) -> torch.Tensor:
+    """Causal attention within each [cu[i], cu[i+1]) span: [T, H, D], [T, Hkv, D] -> [T, H, D]."""
     n_rep = q.shape[1] // k.shape[1]
     kernel = _kernel_for(q)
     if kernel is not None:
-        max_len = int(kwargs.get("max_length_q") or int((cu[1:] - cu[:-1]).max()))
+        max_len = int(max_len or int((cu[1:] - cu[:-1]).max()))
         extra = dict(_VARLEN_CAUSAL)
         if scaling is not None and _VARLEN_SCALE:
             extra["scale"] = scaling  # without the keyword the kernel uses 1/sqrt(D), Qwen's scaling too
@@ -99,8 +116,7 @@ def varlen_attention(
                 extra["enable_gqa"] = True
             else:
                 k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
-        out = kernel(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, max_len, max_len, **extra)
-        return out.unsqueeze(0), None
+        return kernel(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, max_len, max_len, **extra)
     bounds = cu.tolist()
     parts = []
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -110,7 +126,7 @@ def varlen_attention(
         parts.append(
             F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scaling).transpose(0, 1)
         )
-    return torch.cat(parts, 0).unsqueeze(0), None
+    return torch.cat(parts, 0)
 
 
 def register_varlen() -> bool:

@@ -3,6 +3,8 @@
     offcurate train -i runs/demo/voted -o runs/train-demo --model tiny-random --max-steps 20
     offcurate train -i data/voted -o runs/r1 --model Qwen/Qwen2.5-1.5B-Instruct --max-len 16384
     torchrun --nproc-per-node 8 -m offcurate train -i data/voted -o runs/r7b --model Qwen/Qwen2.5-7B-Instruct
+    torchrun --nproc-per-node 8 -m offcurate train ... --max-len 65536 --tokens-per-micro-batch 65536 \
+        --sp-size 4                              # each 64K-token row shared by 4 GPUs
 
 The heavy imports happen when the command runs, so ``offcurate --help`` stays instant and a missing
 ``train`` extra is a one-line error (``extra.py``) instead of an ImportError at start-up. The options come in
@@ -149,6 +151,14 @@ def train(
             metavar="<attn>",
         ),
     ] = Attn.auto,
+    sp_size: Annotated[
+        int,
+        _opt(
+            "Sequence parallelism (torchrun): K ranks share each micro-batch, T/K tokens each, so rows K "
+            "times longer fit (raise --tokens-per-micro-batch). K divides the ranks and the heads.",
+            panel=ENGINE,
+        ),
+    ] = 1,
     no_gradient_checkpointing: Annotated[
         bool,
         _opt(
@@ -244,6 +254,7 @@ def train(
         device=device,
         dtype=dtype.value,
         attn=attn.value,
+        sp_size=sp_size,
         gradient_checkpointing=not no_gradient_checkpointing,
         report_to=parse_report_to(report_to),
         lora_r=lora_r,

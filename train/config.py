@@ -68,6 +68,7 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "auto"
     attn: str = "auto"
+    sp_size: int = 1  # ranks that share each micro-batch (Ulysses sequence parallelism, ulysses.py)
     gradient_checkpointing: bool = True
     report_to: tuple[str, ...] = ()  # trackers beside metrics.jsonl (tracking.REPORTERS)
     lora_r: int = 0  # 0: train every weight; > 0: LoRA adapters of this rank (lora.py)
@@ -94,6 +95,11 @@ class TrainConfig:
             (self.grad_clip >= 0, "--grad-clip must be >= 0 (0: no clipping)"),
             (self.save_every >= 0, "--save-every must be >= 0 (0: only at the end)"),
             (self.keep_last >= 0, "--keep-last must be >= 0 (0: keep all)"),
+            (self.sp_size >= 1, "--sp-size must be >= 1 (1: no sequence parallelism)"),
+            (
+                self.sp_size == 1 or self.attn in ("auto", "varlen"),
+                f"--sp-size {self.sp_size} runs the varlen attention: pass --attn auto or varlen",
+            ),
             (self.lora_r >= 0, "--lora-r must be >= 0 (0: no LoRA)"),
             (self.lora_alpha is None or self.lora_alpha > 0, "--lora-alpha must be > 0"),
             (self.lora_r > 0 or self.lora_alpha is None, "--lora-alpha applies to LoRA runs: pass --lora-r"),
@@ -105,6 +111,11 @@ class TrainConfig:
                 raise OffcurateError(message)
         if self.resume and self.overwrite:
             raise OffcurateError("--resume and --overwrite exclude each other")
+
+    @property
+    def attention(self) -> str:
+        """The --attn to load with: sequence parallelism needs the varlen attention (on CPU too)."""
+        return "varlen" if self.sp_size > 1 else self.attn
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

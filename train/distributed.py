@@ -17,13 +17,14 @@ Without torchrun (or with one rank) nothing here changes the one-process run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from ..curate.io.errors import OffcurateError
+from . import ulysses
 from .model import PackedPolicy, Precision, resolve_device
 from .packing import MicroBatch, Sample, build_micro_batch
 
@@ -34,11 +35,14 @@ TIMEOUT = timedelta(minutes=30)
 
 @dataclass(frozen=True)
 class Ranks:
-    """This process's place in the run: rank, world size, local rank (its device on the node)."""
+    """This process's place in the run: rank, world size, local rank (its device on the node), and its
+    sequence-parallel group: ``sp`` consecutive ranks that share every micro-batch (``ulysses``)."""
 
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    sp: int = 1
+    sp_group: dist.ProcessGroup | None = field(default=None, compare=False, repr=False)
 
     @property
     def main(self) -> bool:
@@ -49,14 +53,29 @@ class Ranks:
     def sharded(self) -> bool:
         return self.world > 1
 
+    @property
+    def data_rank(self) -> int:
+        """Which share of a step's micro-batches this rank runs (its sequence group's)."""
+        return self.rank // self.sp
 
-def start(device_name: str) -> tuple[Ranks, torch.device]:
+    @property
+    def data_world(self) -> int:
+        return self.world // self.sp
+
+
+def start(device_name: str, sp: int = 1) -> tuple[Ranks, torch.device]:
     """Join the process group when torchrun started several ranks; the device of this process.
 
     Under torchrun ``--device auto``/``cuda`` means ``cuda:LOCAL_RANK`` (one process per GPU); an explicit
-    ``cuda:K`` would put several ranks on one GPU and is refused.
+    ``cuda:K`` would put several ranks on one GPU and is refused. ``sp`` > 1 groups the ranks by ``sp``
+    for sequence parallelism: the world size must be a multiple of it.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if sp > 1 and (world < sp or world % sp):
+        raise OffcurateError(
+            f"--sp-size {sp} splits each micro-batch over {sp} ranks: launch with torchrun and a "
+            f"multiple of {sp} processes (got {world})"
+        )
     if world <= 1:
         return Ranks(), resolve_device(device_name)
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -73,7 +92,8 @@ def start(device_name: str) -> tuple[Ranks, torch.device]:
     else:
         device = torch.device("cpu")
         dist.init_process_group("gloo", timeout=TIMEOUT)
-    return Ranks(dist.get_rank(), dist.get_world_size(), local), device
+    group = ulysses.sequence_groups(world, sp, device)
+    return Ranks(dist.get_rank(), dist.get_world_size(), local, sp, group), device
 
 
 def stop() -> None:
@@ -102,7 +122,9 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return layers
 
 
-def shard(model: torch.nn.Module, precision: Precision, chunk: int, device: torch.device) -> PackedPolicy:
+def shard(
+    model: torch.nn.Module, precision: Precision, chunk: int, device: torch.device, sp_group=None
+) -> PackedPolicy:
     """FSDP2 per decoder layer plus a ``PackedPolicy`` root over the rest (embedding, norm, head).
 
     bf16-mixed: bf16 parameters in compute, gradients reduced in fp32 (``MixedPrecisionPolicy``). Every FSDP
@@ -118,7 +140,7 @@ def shard(model: torch.nn.Module, precision: Precision, chunk: int, device: torc
         mp = MixedPrecisionPolicy()
     for layer in decoder_layers(model):
         fully_shard(layer, mesh=mesh, mp_policy=mp)
-    policy = fully_shard(PackedPolicy(model, precision, chunk), mesh=mesh, mp_policy=mp)
+    policy = fully_shard(PackedPolicy(model, precision, chunk, sp_group), mesh=mesh, mp_policy=mp)
     for module in policy.modules():
         if isinstance(module, FSDPModule):
             module.set_gradient_divide_factor(1.0)
@@ -127,7 +149,7 @@ def shard(model: torch.nn.Module, precision: Precision, chunk: int, device: torc
 
 
 def shard_from_rank0(
-    model: torch.nn.Module, precision: Precision, chunk: int, device: torch.device
+    model: torch.nn.Module, precision: Precision, chunk: int, device: torch.device, sp_group=None
 ) -> PackedPolicy:
     """Shard a model that only rank 0 holds (read from disk); the others built it on the meta device.
 
@@ -143,7 +165,7 @@ def shard_from_rank0(
     persistent = {f"model.{k}" for k in model.state_dict()}
     extra = {f"model.{n}": b for n, b in model.named_buffers() if f"model.{n}" not in persistent}
     computed = {n: b.detach().clone() for n, b in extra.items()} if main else {}
-    policy = shard(model, precision, chunk, device)
+    policy = shard(model, precision, chunk, device, sp_group)
     policy.to_empty(device=device)
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
     set_model_state_dict(policy, full, options=options)
@@ -176,9 +198,14 @@ def padding_batch(like: MicroBatch) -> MicroBatch:
 
 
 def my_share(batches: list[MicroBatch], ranks: Ranks) -> list[MicroBatch]:
-    """This rank's micro-batches of a step, padded to the same count on every rank."""
+    """This rank's micro-batches of a step, padded to the same count on every rank.
+
+    The micro-batches are dealt to the sequence groups (one group per rank without ``--sp-size``); each
+    rank of a group runs its slice of every micro-batch of the group's share.
+    """
     if not ranks.sharded:
         return batches
-    shares = assign([b.n_tokens for b in batches], ranks.world)
-    mine = [batches[i] for i in shares[ranks.rank]]
-    return mine + [padding_batch(batches[0])] * (max(map(len, shares)) - len(mine))
+    shares = assign([b.n_tokens for b in batches], ranks.data_world)
+    mine = [batches[i] for i in shares[ranks.data_rank]]
+    mine += [padding_batch(batches[0])] * (max(map(len, shares)) - len(mine))
+    return [ulysses.slice_micro_batch(b, ranks.rank % ranks.sp, ranks.sp) for b in mine]

@@ -23,7 +23,7 @@ import torch
 from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
 from ..curate.io.output import check_distinct, output_lock, write_errors
 from ..curate.io.report import StageReport, console
-from . import distributed
+from . import distributed, ulysses
 from .checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -116,7 +116,7 @@ def _policy(
 ) -> PackedPolicy:
     """The module the step calls: FSDP2 per decoder layer + a root over the rest when sharded."""
     if ranks.sharded:
-        return distributed.shard_from_rank0(model, precision, cfg.logprob_chunk, device)
+        return distributed.shard_from_rank0(model, precision, cfg.logprob_chunk, device, ranks.sp_group)
     return PackedPolicy(model, precision, cfg.logprob_chunk)
 
 
@@ -126,10 +126,12 @@ def _load(
     """The model of ``source``: read by the one process, or by rank 0 alone (host memory) while the other
     ranks of a sharded run build it on the meta device; ``_policy`` then shards it from rank 0."""
     if not ranks.sharded:
-        return load_model(source, precision, device, cfg.attn, config=config)
+        return load_model(source, precision, device, cfg.attention, config=config)
     if ranks.main:
-        return load_model(source, precision, device, cfg.attn, config=config, place=False)
-    return empty_model(config if config is not None else load_config(source), precision, device, cfg.attn)
+        return load_model(source, precision, device, cfg.attention, config=config, place=False)
+    return empty_model(
+        config if config is not None else load_config(source), precision, device, cfg.attention
+    )
 
 
 def _setup(
@@ -150,6 +152,7 @@ def _setup(
     model_from = source if cfg.lora_r else weights_from  # a LoRA checkpoint's folder is an adapter
     config = load_config(model_from)
     check_max_len(config, cfg.max_len)
+    ulysses.check_heads(config, cfg.sp_size)
     tokenizer = load_tokenizer(weights_from)
     model = _load(model_from, precision, cfg, ranks, device, config)
     ref_model = None
@@ -339,7 +342,7 @@ def run_training(cfg: TrainConfig) -> StageReport | None:
     check_installed(cfg.report_to)
     if cfg.lora_r:
         check_lora_installed()
-    ranks, device = distributed.start(cfg.device)
+    ranks, device = distributed.start(cfg.device, cfg.sp_size)
     try:
         return _run(cfg, ranks, device)
     finally:

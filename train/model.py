@@ -198,14 +198,14 @@ def chunked_logprobs(
     """
     weight, bias = head.weight, head.bias
     parts = []
-    for start in range(0, hidden.shape[0], chunk):
+    # no rows still runs one empty chunk: the loss stays connected to the head and the body, so backward
+    # runs every rank's collectives and hooks (a sequence-parallel slice can hold only prompt tokens)
+    for start in range(0, max(1, hidden.shape[0]), chunk):
         h, t = hidden[start : start + chunk], targets[start : start + chunk]
         if torch.is_grad_enabled():
             parts.append(checkpoint(_chunk_logprobs, h, weight, bias, t, use_reentrant=False))
         else:
             parts.append(_chunk_logprobs(h, weight, bias, t))
-    if not parts:
-        return hidden.new_zeros(0, dtype=torch.float32)
     return torch.cat(parts)
 
 
@@ -222,13 +222,17 @@ def packed_logprobs(
 
 
 def _packed_logprobs(
-    model: PreTrainedModel, mb: MicroBatch, precision: Precision, chunk: int
+    model: PreTrainedModel, mb: MicroBatch, precision: Precision, chunk: int, sp_group=None
 ) -> torch.Tensor:
     device = mb.input_ids.device
     extra = {}
     if model.config._attn_implementation in (VARLEN, "flash_attention_2", "flash_attention_3"):
         extra = dict(cu_seq_lens_q=mb.cu_seqlens, cu_seq_lens_k=mb.cu_seqlens)
         extra.update(max_length_q=mb.max_seqlen, max_length_k=mb.max_seqlen)
+    if sp_group is not None:  # mb is this rank's slice of the row (ulysses.slice_micro_batch)
+        if model.config._attn_implementation != VARLEN:
+            raise OffcurateError("sequence parallelism needs the offcurate_varlen attention (--attn varlen)")
+        extra["sp_group"] = sp_group
     with precision.autocast(device):
         out = decoder(model)(input_ids=mb.input_ids, position_ids=mb.position_ids, use_cache=False, **extra)
         hidden = out.last_hidden_state[0].index_select(0, mb.pred_index)
@@ -244,15 +248,15 @@ class PackedPolicy(torch.nn.Module):
     after. Only integer tensors go in (FSDP's mixed precision casts floating inputs).
     """
 
-    def __init__(self, model: PreTrainedModel, precision: Precision, chunk: int = 1024):
+    def __init__(self, model: PreTrainedModel, precision: Precision, chunk: int = 1024, sp_group=None):
         super().__init__()
-        self.model, self.precision, self.chunk = model, precision, chunk
+        self.model, self.precision, self.chunk, self.sp_group = model, precision, chunk, sp_group
 
     def forward(
         self, input_ids, position_ids, pred_index, targets, cu_seqlens, max_seqlen: int
     ) -> torch.Tensor:
         mb = MicroBatch(input_ids, position_ids, cu_seqlens, max_seqlen, pred_index, targets, None, None, [])
-        return _packed_logprobs(self.model, mb, self.precision, self.chunk)
+        return _packed_logprobs(self.model, mb, self.precision, self.chunk, self.sp_group)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

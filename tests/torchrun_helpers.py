@@ -1,0 +1,65 @@
+"""Launching ``offcurate train`` under torchrun on CPU ranks, and its one-process reference runs.
+
+Imported as ``torchrun_helpers`` by tests/test_train_distributed.py and tests/test_train_ulysses.py.
+Runs go through ``python -m torch.distributed.run --standalone`` in a subprocess with a timeout, so a
+hung rank fails the test instead of the CI job.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from safetensors.torch import load_file
+
+from offcurate.train.config import TrainConfig
+from offcurate.train.engine import run_training
+from offcurate.train.objective import ObjectiveConfig
+
+TIMEOUT = 240  # seconds for one 2-rank run on a busy 2-core CI machine (~15 s when quiet)
+TIMING = {"step_seconds", "tokens_per_s", "peak_memory_gib", "mfu"}
+SAME = ("step", "epoch", "questions", "trajectories", "micro_batches", "tokens", "loss_tokens", "lr")
+OPTIONS = dict(
+    lr=1e-2, warmup_steps=0, max_steps=3, questions_per_step=2, tokens_per_micro_batch=200, max_len=200,
+    save_every=2, keep_last=0,
+)  # fmt: skip
+
+
+def flags(**options) -> list[str]:
+    out = []
+    for key, value in options.items():
+        out += [f"--{key.replace('_', '-')}", str(value)]
+    return out
+
+
+def torchrun(tmp_path, voted, out, *extra, script=None, nproc: int = 2) -> subprocess.CompletedProcess:
+    entry = [str(script)] if script else ["-m", "offcurate"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    cmd += [*entry, "train", "-i", str(voted), "-o", str(out), "--model", "tiny-random", "--device", "cpu"]
+    return subprocess.run(
+        cmd + flags(**OPTIONS) + list(extra), cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def one_process(voted, out, **overrides) -> None:
+    objective = overrides.pop("objective", ObjectiveConfig())
+    cfg = TrainConfig(input=voted, output=out, model="tiny-random", device="cpu", objective=objective)
+    for key, value in {**OPTIONS, **overrides}.items():
+        setattr(cfg, key, value)
+    run_training(cfg)
+
+
+def rows(run) -> list[dict]:
+    """metrics.jsonl without the timing columns."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
+def weights(run, folder="final"):
+    return load_file(run / folder / "model.safetensors")
