@@ -40,7 +40,7 @@ from .distributed import Ranks
 from .lora import MERGED, add_lora, inner, write_merged
 from .lora import check_installed as check_lora_installed
 from .metrics import MetricsLog, describe, live_view, log_plain, summarise
-from .mfu import measure_matmul_peak, model_flops, peak_memory_gib, reset_peak_memory
+from .mfu import measure_matmul_peak, model_flops, peak_memory_gib, reset_peak_memory, utilisation
 from .model import (
     PackedPolicy,
     Precision,
@@ -256,7 +256,7 @@ def _train_step(s: Session, batch: StepBatch, n_params: tuple[int, int], peak_fl
         "dropped_long": batch.dropped.get("trajectory longer than max-len", 0),
         "step_seconds": seconds,
         "tokens_per_s": tokens / seconds,
-        "mfu": flops / seconds / peak_flops if peak_flops else None,
+        "mfu": utilisation(flops, seconds, peak_flops, s.ranks.world),
         "peak_memory_gib": peak_memory_gib(device),
     }
 

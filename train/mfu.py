@@ -47,6 +47,17 @@ def model_flops(
     return (6.0 * n_params - 2.0 * n_frozen) * tokens + attention
 
 
+def utilisation(flops: float, seconds: float, peak: float | None, devices: int = 1) -> float | None:
+    """MFU of a step: its FLOPs over the time it took on ``devices`` devices of ``peak`` FLOP/s each.
+
+    A step sharded over N ranks did all of its FLOPs on N devices: counting one device's peak would
+    overstate MFU N times.
+    """
+    if not peak:
+        return None
+    return flops / seconds / (peak * devices)
+
+
 def peak_memory_gib(device: torch.device) -> float:
     """Peak allocated GPU memory since the last reset, or the process's peak resident set on CPU."""
     if device.type == "cuda":
