@@ -68,33 +68,31 @@ def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
 
 
 _M32 = 0xFFFFFFFF
+# odd multipliers below 2**31: a 32-bit word times one stays below 2**63, so int64 products never overflow
+_WEYL, _MIX1, _MIX2 = 0x5BD1E995, 0x7FEB352D, 0x2C1B3C6D
 
 
 def _mix32(x: int) -> int:
-    """lowbias32 (Chris Wellons' integer hash): a bijection of 32-bit ints with good avalanche."""
+    """The integer hash below, on one Python int: mixes (seed, parameter, step) into a key."""
     x ^= x >> 16
-    x = (x * 0x7FEB352D) & _M32
+    x = (x * _MIX1) & _M32
     x ^= x >> 15
-    x = (x * 0x846CA68B) & _M32
+    x = (x * _MIX2) & _M32
     return x ^ (x >> 16)
-
-
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(x * c) mod 2**32 for int64 ``x`` < 2**32 without int64 overflow (c split in 16-bit halves)."""
-    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
 
 
 def rounding_noise(key: int, start: int, n: int, device: torch.device) -> torch.Tensor:
     """16 random bits (int32 in [0, 65536)) for elements ``start .. start+n-1`` of a tensor, given ``key``.
 
-    A pure function of (key, position): any slice of a tensor gets the bits the whole tensor would.
+    A pure function of (key, position): any slice of a tensor gets the bits the whole tensor would. A
+    Weyl step then a lowbias32-style xor-shift-multiply hash (Chris Wellons' construction) in int64.
     """
     x = torch.arange(start, start + n, dtype=torch.int64, device=device)
-    x = (_mul32(x & _M32, 0x9E3779B1) + key) & _M32  # Weyl step: distinct positions (mod 2**32) -> words
+    x = ((x & _M32) * _WEYL + key) & _M32  # distinct positions (mod 2**32) -> distinct words
     x ^= x >> 16
-    x = _mul32(x, 0x7FEB352D)
+    x = (x * _MIX1) & _M32
     x ^= x >> 15
-    x = _mul32(x, 0x846CA68B)
+    x = (x * _MIX2) & _M32
     x ^= x >> 16
     return (x >> 16).to(torch.int32)
 
@@ -109,8 +107,34 @@ def round_stochastic_(target: torch.Tensor, value: torch.Tensor, noise: torch.Te
     """
     if noise is None:
         noise = torch.randint(0, 1 << 16, value.shape, dtype=torch.int32, device=value.device)
-    bits = value.view(torch.int32).add(noise).bitwise_and_(-65536)  # -65536 = 0xFFFF0000
-    target.copy_(bits.view(torch.float32))
+    target.copy_(_round_bits(value, noise))
+
+
+def _round_bits(value: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    return value.view(torch.int32).add(noise).bitwise_and(-65536).view(torch.float32)  # -65536 = 0xFFFF0000
+
+
+def stochastic_bf16(value: torch.Tensor, key: int, start: int) -> torch.Tensor:
+    """``value`` (fp32, flat) rounded to bf16 with ``rounding_noise(key, start, ...)``: the write-back."""
+    return _round_bits(value, rounding_noise(key, start, value.numel(), value.device)).bfloat16()
+
+
+_compiled = None
+
+
+def fused_stochastic_bf16(value: torch.Tensor, key: int, start: int) -> torch.Tensor:
+    """``stochastic_bf16`` as one kernel on CUDA (``torch.compile``), eager elsewhere.
+
+    Eager, the hash makes ~15 passes over int64 temporaries per element; fused it reads 4 bytes and
+    writes 2. Integer and bit operations only, so the kernel's result is the eager one bit for bit
+    (tests/test_train_optim.py compiles it on CPU to check): runs on either path round alike.
+    """
+    global _compiled
+    if value.device.type != "cuda":
+        return stochastic_bf16(value, key, start)
+    if _compiled is None:
+        _compiled = torch.compile(stochastic_bf16, dynamic=True)
+    return _compiled(value, key, start)
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
@@ -182,8 +206,7 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
                     w32.addcdiv_(m32, denom, value=-step_size)
                     for key, target, value in zip(keys, (w, m, v), (w32, m32, v32)):
                         if target.dtype == torch.bfloat16:
-                            noise = rounding_noise(key, offset + start, value.numel(), value.device)
-                            round_stochastic_(target, value, noise)
+                            target.copy_(fused_stochastic_bf16(value, key, offset + start))
                         else:
                             target.copy_(value)
         return loss
