@@ -3,6 +3,7 @@
     python bench/bench_lean_optim.py                        # GPU: Qwen2.5-1.5B and 7B parameter shapes
     python bench/bench_lean_optim.py --cases cpu-17M        # CPU: 4 x 2048² + 8 x 2048 parameters
     python bench/bench_lean_optim.py --append BENCHMARKS.md # also append the table as Markdown
+    python bench/bench_lean_optim.py --smoke                # CPU, a few tiny tensors: checks the script
 
 Issue 14 asked to measure, then choose, between the trainer's own stochastic-rounding AdamW and torchao's
 AdamW with ``bf16_stochastic_round=True``. Rows, each the median of ``--steps`` timed steps after warmup
@@ -42,6 +43,8 @@ def parameter_shapes(case: str) -> list[tuple[int, ...]]:
     """The shapes of a Qwen2.5 model's parameters (built on the meta device: no memory), or a small set."""
     if case == "cpu-17M":
         return [(2048, 2048)] * 4 + [(2048,)] * 8
+    if case == "tiny":
+        return [(64, 64)] * 2 + [(64,)] * 2 + [(1,)]
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     with torch.device("meta"):
@@ -117,14 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cases", default=None, help="comma-separated: qwen-1.5B, qwen-7B, cpu-17M")
+    parser.add_argument("--cases", default=None, help="comma-separated: qwen-1.5B, qwen-7B, cpu-17M, tiny")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--append", default=None, help="append the Markdown table to this file")
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny tensors, 1 step")
     args = parser.parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     cases = args.cases or ("qwen-1.5B,qwen-7B" if device.type == "cuda" else "cpu-17M")
+    if args.smoke:
+        cases, args.steps, args.warmup = "tiny", 1, 1
     rows = []
     for case in cases.split(","):
         for mode in args.modes.split(","):
