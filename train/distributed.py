@@ -11,6 +11,9 @@ the same number of forward/backward passes (FSDP's collectives pair up). Token w
 of the whole step and FSDP's gradient reduction sums instead of averaging, so the summed gradient is the
 one-process gradient. Sums of the statistics are all-reduced; padding rows count in none.
 
+With ``--sp-size K`` the micro-batches are dealt to world/K groups of K consecutive ranks instead, and
+every rank of a group runs its slice of each of the group's micro-batches (``ulysses``).
+
 Without torchrun (or with one rank) nothing here changes the one-process run.
 """
 
