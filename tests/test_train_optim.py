@@ -1,5 +1,7 @@
 """The lean mode's optimizer: torch's AdamW arithmetic, and bf16 write-back that is unbiased (CPU)."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -112,3 +114,25 @@ def test_lr_1e6_moves_bf16_weights_on_average():
 def test_build_optimizer_picks_by_parameter_dtype(dtype, expected):
     model = build_model(50, seed=0).to(dtype)
     assert type(build_optimizer(model, 1e-6, 0.0, torch.device("cpu"))) is expected
+
+
+def test_write_back_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    """No Triton (or no compiler) on a CUDA machine: one warning, then the same bits from eager mode."""
+    from offcurate.train import optim
+
+    def broken(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no triton")
+
+        return fail
+
+    monkeypatch.setattr(optim, "_compiled", [])
+    monkeypatch.setattr(torch, "compile", broken)
+    value = torch.randn(100)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        first = optim._compiled_or_eager(value, 5, 0)  # the CUDA branch of fused_stochastic_bf16
+    assert optim._compiled == [None]
+    assert torch.equal(first, stochastic_bf16(value, 5, 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        assert torch.equal(optim._compiled_or_eager(value, 5, 0), first)

@@ -19,6 +19,7 @@ process would, whatever the number of ranks, and a resumed run needs no RNG stat
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -119,7 +120,7 @@ def stochastic_bf16(value: torch.Tensor, key: int, start: int) -> torch.Tensor:
     return _round_bits(value, rounding_noise(key, start, value.numel(), value.device)).bfloat16()
 
 
-_compiled = None
+_compiled: list = []  # [the compiled write-back], or [None] once compiling failed on this machine
 
 
 def fused_stochastic_bf16(value: torch.Tensor, key: int, start: int) -> torch.Tensor:
@@ -127,14 +128,24 @@ def fused_stochastic_bf16(value: torch.Tensor, key: int, start: int) -> torch.Te
 
     Eager, the hash makes ~15 passes over int64 temporaries per element; fused it reads 4 bytes and
     writes 2. Integer and bit operations only, so the kernel's result is the eager one bit for bit
-    (tests/test_train_optim.py compiles it on CPU to check): runs on either path round alike.
+    (tests/test_train_optim.py compiles it on CPU to check): runs on either path round alike. Where it
+    cannot compile (no Triton, say) the run goes on eager, slower, after one warning.
     """
-    global _compiled
     if value.device.type != "cuda":
         return stochastic_bf16(value, key, start)
-    if _compiled is None:
-        _compiled = torch.compile(stochastic_bf16, dynamic=True)
-    return _compiled(value, key, start)
+    return _compiled_or_eager(value, key, start)
+
+
+def _compiled_or_eager(value: torch.Tensor, key: int, start: int) -> torch.Tensor:
+    if not _compiled:
+        _compiled.append(torch.compile(stochastic_bf16, dynamic=True))
+    if _compiled[0] is not None:
+        try:
+            return _compiled[0](value, key, start)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: the eager path is the same math
+            warnings.warn(f"lean optimizer: eager write-back, torch.compile failed ({err})", stacklevel=2)
+            _compiled[0] = None
+    return stochastic_bf16(value, key, start)
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
