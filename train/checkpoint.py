@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from ..curate.io.errors import OffcurateError
+from ..curate.io.output import atomic_output
 from .distributed import Ranks, barrier
 from .lora import adapter_state, is_lora
 
@@ -123,11 +124,8 @@ def save_hf_folder(
     """Model + tokenizer as a from_pretrained-able folder (rank 0 writes; replaced atomically)."""
     state = full_model_state(policy, ranks)
     if ranks.main:
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        _write_hf(tmp, model, tokenizer, state)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
+        with atomic_output(folder, overwrite=True) as tmp:
+            _write_hf(tmp, model, tokenizer, state)
     barrier(ranks)
 
 

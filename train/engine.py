@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
-from ..curate.io.output import check_distinct, output_lock, write_errors
+from ..curate.io.output import atomic_output, check_distinct, output_lock, write_errors
 from ..curate.io.report import StageReport, console
 from . import distributed
 from .checkpoint import (
@@ -319,12 +319,8 @@ def _write_merged(s: Session) -> None:
     """RUN/final-merged/: the start model with final/'s adapter folded in (rank 0, on the CPU)."""
     cfg = s.cfg
     base = load_model(_model_source(cfg), s.precision, torch.device("cpu"), "sdpa")
-    folder = cfg.output / MERGED
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_merged(tmp, base, cfg.output / "final", s.tokenizer)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with atomic_output(cfg.output / MERGED, overwrite=True) as tmp:
+        write_merged(tmp, base, cfg.output / "final", s.tokenizer)
 
 
 def run_training(cfg: TrainConfig) -> StageReport | None:
