@@ -25,12 +25,14 @@ from ..curate.io.output import atomic_output, check_distinct, output_lock, write
 from ..curate.io.report import StageReport, console
 from . import distributed
 from .checkpoint import (
+    FINAL,
+    checkpoint_dir,
     latest_checkpoint,
     list_checkpoints,
     load_sharded_state,
     load_state,
+    publish_hf_folder,
     save_checkpoint,
-    save_hf_folder,
     set_rng_state,
 )
 from .compute import accumulate, micro_batches, optimizer_step
@@ -320,7 +322,7 @@ def _write_merged(s: Session) -> None:
     cfg = s.cfg
     base = load_model(_model_source(cfg), s.precision, torch.device("cpu"), "sdpa")
     with atomic_output(cfg.output / MERGED, overwrite=True) as tmp:
-        write_merged(tmp, base, cfg.output / "final", s.tokenizer)
+        write_merged(tmp, base, cfg.output / FINAL, s.tokenizer)
 
 
 def run_training(cfg: TrainConfig) -> StageReport | None:
@@ -374,9 +376,10 @@ def _train(
         raise
     if s.step > last_saved or not list_checkpoints(cfg.output):
         s.save()
-    save_hf_folder(cfg.output / "final", s.model, s.policy, s.tokenizer, ranks)
-    if cfg.merge and ranks.main:
-        _write_merged(s)
+    if ranks.main:  # final/ is the last step's checkpoint, gathered once: its files, hard-linked
+        publish_hf_folder(checkpoint_dir(cfg.output, s.step), cfg.output / FINAL)
+        if cfg.merge:
+            _write_merged(s)
     distributed.barrier(ranks)
     if not ranks.main:
         return None
