@@ -50,7 +50,7 @@ from offcurate.train.compute import accumulate, micro_batches, optimizer_step  #
 from offcurate.train.distributed import shard  # noqa: E402
 from offcurate.train.lora import add_lora, inner  # noqa: E402
 from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
-from offcurate.train.model import enable_checkpointing, resolve_precision  # noqa: E402
+from offcurate.train.model import PackedPolicy, enable_checkpointing, resolve_precision  # noqa: E402
 from offcurate.train.objective import ObjectiveConfig  # noqa: E402
 from offcurate.train.optim import build_optimizer  # noqa: E402
 from offcurate.train.packing import Sample  # noqa: E402
@@ -214,12 +214,14 @@ def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_st
     batches = micro_batches(_samples(run, vocab), budget=run.seq * run.per_step)
     objective = ObjectiveConfig()
     if run.mode.startswith("fsdp"):
-        model = shard(model, precision, 1024, device)  # the PackedPolicy root the trainer steps
-    opt = build_optimizer(model, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
+        policy = shard(model, precision, 1024, device)  # the PackedPolicy root the trainer steps
+    else:
+        policy = PackedPolicy(model, precision, 1024)
+    opt = build_optimizer(policy, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
 
     def step() -> None:
-        accumulate(model, batches, objective, precision, device, chunk=1024)
-        optimizer_step(model, opt, grad_clip=1.0)
+        accumulate(policy, batches, objective, device)
+        optimizer_step(policy, opt, grad_clip=1.0)
 
     return step
 

@@ -94,8 +94,8 @@ class Session:
     index: VotedIndex
     tokenizer: object
     model: torch.nn.Module  # the Hugging Face model (its config, its save format), or its PeftModel
-    policy: torch.nn.Module  # what the step calls: a PackedPolicy around it, FSDP-sharded on many ranks
-    ref_model: torch.nn.Module | None  # the frozen reference, as a PackedPolicy too
+    policy: PackedPolicy  # what the step calls: a PackedPolicy around it, FSDP-sharded on many ranks
+    ref_policy: PackedPolicy | None  # the frozen reference (--beta > 0), a PackedPolicy too
     optimizer: torch.optim.Optimizer
     scheduler: object
     stream: StepStream
@@ -154,11 +154,11 @@ def _setup(
     check_max_len(config, cfg.max_len)
     tokenizer = load_tokenizer(weights_from)
     model = _load(model_from, precision, cfg, ranks, device, config)
-    ref_model = None
+    ref_policy = None
     if cfg.objective.beta > 0:
         ref_precision = reference_precision(precision, device)
         ref = _load(source, ref_precision, cfg, ranks, device).eval().requires_grad_(False)
-        ref_model = _policy(ref, cfg, ranks, ref_precision, device)
+        ref_policy = _policy(ref, cfg, ranks, ref_precision, device)
     model.train()
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
@@ -180,7 +180,7 @@ def _setup(
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], ranks.rank)
     return Session(
-        cfg, ranks, device, precision, index, tokenizer, model, policy, ref_model, optimizer, scheduler,
+        cfg, ranks, device, precision, index, tokenizer, model, policy, ref_policy, optimizer, scheduler,
         stream, step, total, end,
     )  # fmt: skip
 
@@ -219,10 +219,7 @@ def _train_step(s: Session, batch: StepBatch, n_params: tuple[int, int], peak_fl
     reset_peak_memory(device)
     start = time.perf_counter()
     batches = micro_batches(batch.samples, cfg.tokens_per_micro_batch)
-    stats = accumulate(
-        s.policy, distributed.my_share(batches, s.ranks), cfg.objective, s.precision, device,
-        cfg.logprob_chunk, s.ref_model,
-    )  # fmt: skip
+    stats = accumulate(s.policy, distributed.my_share(batches, s.ranks), cfg.objective, device, s.ref_policy)
     lr = s.scheduler.get_last_lr()[0]
     grad_norm = optimizer_step(s.policy, s.optimizer, cfg.grad_clip)
     s.scheduler.step()
@@ -251,7 +248,7 @@ def _train_step(s: Session, batch: StepBatch, n_params: tuple[int, int], peak_fl
         "tokens": tokens,
         "loss_tokens": stats.n_loss_tokens,
         "mean_token_prob": float(stats.prob_sum) / n_tok,
-        "kl": float(stats.kl_sum) / n_tok if s.ref_model is not None else None,
+        "kl": float(stats.kl_sum) / n_tok if s.ref_policy is not None else None,
         "dropped_long": batch.dropped.get("trajectory longer than max-len", 0),
         "step_seconds": seconds,
         "tokens_per_s": tokens / seconds,
