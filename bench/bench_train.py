@@ -23,11 +23,12 @@ fsdp    ``ours`` as ``torchrun -m offcurate train`` runs it, on a one-rank proce
         Beside ``ours`` on one GPU it is the price of the sharding machinery itself (copies in and out of
         the flat shards, hooks); ``fsdp-lean`` is the same for ``lean``.
 fsdp xN the same on N GPUs: the script starts itself again under ``python -m torch.distributed.run
-        --nproc-per-node N`` (a hidden ``--worker`` flag, one process per GPU, NCCL). A step is N·per_step
-        trajectories split across the ranks as the trainer splits one (``distributed.my_share``); every
-        rank times the same steps between barriers, and rank 0 writes the row: tokens/s summed over the
-        ranks, MFU per GPU, peak memory the largest of any rank. On a machine with fewer than N GPUs the
-        row says so ("skipped (needs 8 GPUs, 1 here)"); ``--smoke`` runs its xN rows as CPU processes (gloo).
+        --nproc-per-node N`` (``multi_rank``; a hidden ``--worker`` flag, one process per GPU, NCCL). A
+        step is N·per_step trajectories split across the ranks as the trainer splits one
+        (``distributed.my_share``); every rank times the same steps between barriers, and rank 0 writes
+        the row: tokens/s summed over the ranks, MFU per GPU, peak memory the largest of any rank. With
+        fewer than N GPUs the row says so ("skipped (needs 8 GPUs, 1 here)"); ``--smoke`` runs its xN
+        rows as CPU processes (gloo).
 lora    7B as ``offcurate train --dtype bf16 --lora-r 64`` trains it (peft adapters on every projection,
         frozen bf16 base), when peft is installed.
 MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor;
@@ -40,11 +41,7 @@ import argparse
 import functools
 import importlib.util
 import json
-import os
 import platform
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +51,7 @@ from pathlib import Path
 
 import torch
 from checkout import ROOT, use_this_checkout
+from multi_rank import exit_rank, on_ranks
 
 use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
 
@@ -362,40 +360,21 @@ def launch(run: Run, peak: float | None, steps: int, warmup: int, smoke: bool, t
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "row.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            str(run.gpus),
+        args = [
+            "--worker",
+            run.spec(),
+            "--worker-out",
+            str(out),
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
         ]
-        cmd += [str(Path(__file__).resolve()), "--worker", run.spec(), "--worker-out", str(out)]
-        cmd += ["--steps", str(steps), "--warmup", str(warmup), "--peak", str(peak or 0.0)]
-        cmd += ["--smoke"] if smoke else []
-        # a session of its own: on a timeout torchrun and every rank go, none is left waiting in a collective
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-        )
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            run.result = {"error": f"timed out after {timeout} s"}
-            return
-        if proc.returncode == 0 and out.is_file():
-            run.result = json.loads(out.read_text())
-        else:
-            run.result = {"error": _failure(stderr, proc.returncode)}
-
-
-def _failure(stderr: str, code: int) -> str:
-    """One line for a worker that failed: OOM, or the last exception line its ranks printed."""
-    if "OutOfMemoryError" in stderr:
-        return "OOM"
-    errors = re.findall(r"^\w*(?:Error|Exception): .*$", stderr, re.MULTILINE)
-    return errors[-1][:80] if errors else f"torchrun exited with {code}"
+        args += ["--peak", str(peak or 0.0)] + (["--smoke"] if smoke else [])
+        error = on_ranks(Path(__file__).resolve(), run.gpus, args, timeout)
+        if error is None and not out.is_file():
+            error = "rank 0 wrote no row"
+        run.result = {"error": error} if error else json.loads(out.read_text())
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -507,23 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def worker_main() -> None:
-    """A rank leaves with ``os._exit`` once its output is flushed, as ``offcurate train``'s ranks do
-    (cli.main): gloo's threads can abort a normal interpreter exit (pytorch PR 179291). A failing rank
-    exits 1 at once, so torchrun stops the others instead of leaving them in a collective."""
-    try:
-        code = main()
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
     if "--worker" in sys.argv:
-        worker_main()
+        exit_rank(main)  # a rank of an N-GPU row
     sys.exit(main())
