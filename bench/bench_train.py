@@ -4,6 +4,7 @@
     python bench/bench_train.py --cases 1.5B@16K --compile    # one case, plus a torch.compile variant
     python bench/bench_train.py --append BENCHMARKS.md        # also append the table as Markdown
     python bench/bench_train.py --smoke                       # CPU, tiny shapes, 2 steps: checks the script
+                                                              # (its "fsdp x2" row: 2 CPU ranks, torchrun)
 
 On the lent GPU only the repository travels: ``cp -r ../shared shared`` first (git-ignored), so the naive
 rows run the anchor itself. Random-init Qwen2.5-shaped models (no weights can be fetched there). Modes:
@@ -20,8 +21,14 @@ lean    ``offcurate train --dtype bf16``, the trainer's low-memory configuration
 fsdp    ``ours`` as ``torchrun -m offcurate train`` runs it, on a one-rank process group: FSDP2 per decoder
         layer + the PackedPolicy root, MixedPrecisionPolicy (bf16 params, fp32 reduce) instead of autocast.
         Beside ``ours`` on one GPU it is the price of the sharding machinery itself (copies in and out of
-        the flat shards, hooks); ``fsdp-lean`` is the same for ``lean``. Rows for several GPUs need torchrun
-        and several GPUs: not in this script yet.
+        the flat shards, hooks); ``fsdp-lean`` is the same for ``lean``.
+fsdp xN the same on N GPUs: the script starts itself again under ``python -m torch.distributed.run
+        --nproc-per-node N`` (``multi_rank``; a hidden ``--worker`` flag, one process per GPU, NCCL). A
+        step is N·per_step trajectories split across the ranks as the trainer splits one
+        (``distributed.my_share``); every rank times the same steps between barriers, and rank 0 writes
+        the row: tokens/s summed over the ranks, MFU per GPU, peak memory the largest of any rank. With
+        fewer than N GPUs the row says so ("skipped (needs 8 GPUs, 1 here)"); ``--smoke`` runs its xN
+        rows as CPU processes (gloo).
 lora    7B as ``offcurate train --dtype bf16 --lora-r 64`` trains it (peft adapters on every projection,
         frozen bf16 base), when peft is installed.
 MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor;
@@ -33,24 +40,28 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import json
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from checkout import ROOT, use_this_checkout
+from multi_rank import exit_rank, on_ranks
 
 use_this_checkout()  # the GPU machine has a plain copy of the repository, not an installed package
 
+from offcurate.train import distributed  # noqa: E402
 from offcurate.train.attention import set_attention  # noqa: E402
 from offcurate.train.compute import accumulate, micro_batches, optimizer_step  # noqa: E402
-from offcurate.train.distributed import shard  # noqa: E402
+from offcurate.train.distributed import Ranks, my_share, shard  # noqa: E402
 from offcurate.train.lora import add_lora, inner  # noqa: E402
 from offcurate.train.mfu import measure_matmul_peak, model_flops  # noqa: E402
-from offcurate.train.model import enable_checkpointing, resolve_precision  # noqa: E402
+from offcurate.train.model import PackedPolicy, enable_checkpointing, resolve_precision  # noqa: E402
 from offcurate.train.objective import ObjectiveConfig  # noqa: E402
 from offcurate.train.optim import build_optimizer  # noqa: E402
 from offcurate.train.packing import Sample  # noqa: E402
@@ -76,7 +87,7 @@ MFU_NOTE = (
 
 @dataclass
 class Run:
-    """One row: a model shape, a mode, trajectory length ``seq`` and how many are packed per step."""
+    """One row: a model shape, a mode, trajectory length ``seq``, how many a step packs (per GPU)."""
 
     shape: str
     mode: str  # naive | ours | lean | fsdp | fsdp-lean | lora
@@ -85,22 +96,28 @@ class Run:
     ckpt_every: int = 1  # 1: every layer, 2: every 2nd (selective), 0: none
     compile: bool = False
     target: str = ""
+    gpus: int = 1  # >1: that many ranks under torchrun, one per GPU (CPU processes with --smoke)
     result: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.gpus > 1 and not self.mode.startswith("fsdp"):
+            raise ValueError(f"{self.mode} on {self.gpus} GPUs: only the fsdp modes reduce gradients")
 
     @property
     def label(self) -> str:
         extra = {0: " no-ckpt", 1: "", 2: " sel"}.get(self.ckpt_every, f" ckpt/{self.ckpt_every}")
-        return f"{self.mode}{extra}{' compile' if self.compile else ''}"
+        ranks = f" x{self.gpus}" if self.gpus > 1 else ""
+        return f"{self.mode}{extra}{ranks}{' compile' if self.compile else ''}"
+
+    def spec(self) -> str:
+        """The run as JSON, for the worker flag (``Run(**json.loads(spec))``)."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "result"})
 
 
 def with_compile(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
     """Add a torch.compile variant of every non-naive run (a case need not start with a naive row: 7B)."""
     for runs in groups.values():
-        runs += [
-            Run(r.shape, r.mode, r.seq, r.per_step, r.ckpt_every, True, r.target)
-            for r in runs
-            if r.mode != "naive"
-        ]
+        runs += [replace(r, compile=True, result={}) for r in runs if r.mode != "naive"]
     return groups
 
 
@@ -113,15 +130,19 @@ def cases() -> dict[str, list[Run]]:
             Run("1.5B", "ours", 16384, target=">=50% MFU, <=40 GiB"),
             Run("1.5B", "ours", 16384, ckpt_every=2, target=">=50% MFU, <=40 GiB"),
             Run("1.5B", "fsdp", 16384, target="~ours (1 GPU)"),
+            Run("1.5B", "fsdp", 16384, gpus=2, target="MFU ~fsdp (1 GPU)"),
+            Run("1.5B", "fsdp", 16384, gpus=8, target="MFU ~fsdp (1 GPU)"),
         ],
         "1.5B@32K": [
             Run("1.5B", "naive", 32768),
             Run("1.5B", "lean", 32768, target=">=40% MFU, <=20 GiB"),
             Run("1.5B", "fsdp-lean", 32768, target="~lean (1 GPU)"),
+            Run("1.5B", "fsdp-lean", 32768, gpus=8, target="MFU ~fsdp-lean (1 GPU)"),
         ],
         "7B@16K": [
             Run("7B", "lean", 16384, target="fits 80 GB"),
             Run("7B", "lora", 16384, target="fits 80 GB"),
+            Run("7B", "fsdp", 16384, gpus=8, target="fits 80 GB a GPU"),
         ],
     }
 
@@ -135,6 +156,7 @@ def smoke_cases() -> dict[str, list[Run]]:
             Run("tiny", "lean", 256),
             Run("tiny", "fsdp", 256, per_step=4),
             Run("tiny", "fsdp-lean", 256),
+            Run("tiny", "fsdp", 256, per_step=4, gpus=2),  # 2 CPU ranks (gloo) under torchrun
         ]
     }
 
@@ -185,17 +207,19 @@ def naive_step(model, ids: torch.Tensor, adv: torch.Tensor, eps: float = 0.2) ->
 
 
 def _samples(run: Run, vocab: int, prompt: int = 128) -> list[Sample]:
+    """The step's trajectories, ``per_step`` a GPU (every rank draws them all, then takes its share)."""
     g = torch.Generator().manual_seed(1)
     n_prompt = min(prompt, run.seq // 2)
     return [
         Sample(torch.randint(0, vocab, (run.seq,), generator=g).tolist(), n_prompt,
                float(torch.randn(1, generator=g)), 1.0 / (run.per_step * (run.seq - n_prompt)))
-        for _ in range(run.per_step)
+        for _ in range(run.per_step * run.gpus)
     ]  # fmt: skip
 
 
-def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_step):
-    """A closure doing one optimizer step of ``run`` (model already built and on the device)."""
+def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_step, ranks: Ranks = Ranks()):
+    """A closure doing one optimizer step of ``run`` (model already built and on the device), and the
+    lengths of the trajectories this rank runs in it."""
     vocab = model.config.vocab_size
     if run.mode == "naive":  # the anchor's loop: AdamW(lr=1e-6, fused), step, zero_grad
         opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=device.type == "cuda")
@@ -207,21 +231,24 @@ def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_st
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        return step
+        return step, [run.seq]
     # what offcurate train runs: --dtype bf16-mixed (ours) or bf16 (lean, lora), --grad-clip 1, lr 1e-6
     set_attention(model, "offcurate_varlen" if device.type == "cuda" else "sdpa")
     precision = resolve_precision("bf16-mixed" if run.mode in ("ours", "fsdp") else "bf16", device)
     batches = micro_batches(_samples(run, vocab), budget=run.seq * run.per_step)
+    mine = my_share(batches, ranks)  # on N ranks: per_step trajectories each, as the trainer splits a step
     objective = ObjectiveConfig()
     if run.mode.startswith("fsdp"):
-        model = shard(model, precision, 1024, device)  # the PackedPolicy root the trainer steps
-    opt = build_optimizer(model, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
+        policy = shard(model, precision, 1024, device)  # the PackedPolicy root the trainer steps
+    else:
+        policy = PackedPolicy(model, precision, 1024)
+    opt = build_optimizer(policy, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
 
     def step() -> None:
-        accumulate(model, batches, objective, precision, device, chunk=1024)
-        optimizer_step(model, opt, grad_clip=1.0)
+        accumulate(policy, mine, objective, device)
+        optimizer_step(policy, opt, grad_clip=1.0)
 
-    return step
+    return step, [n for b in mine for n in b.seq_lengths]
 
 
 def _prepare(run: Run, device: torch.device):
@@ -243,48 +270,128 @@ def _prepare(run: Run, device: torch.device):
     return model
 
 
-def measure(
-    run: Run, device: torch.device, peak: float | None, steps: int, warmup: int, naive: Callable = naive_step
-) -> None:
-    """Fill ``run.result`` with tokens/s, MFU, peak memory (or the error that stopped it)."""
+def timing(
+    run: Run,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    naive: Callable = naive_step,
+    ranks: Ranks = Ranks(),
+) -> dict:
+    """Seconds a step, this rank's trajectory lengths, parameter counts and peak memory (errors raise).
+
+    On several ranks every one runs the same steps; the clock starts and stops at a barrier on each."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def together() -> None:
+        sync()
+        distributed.barrier(ranks)
+
+    model = step = None
     try:
         if run.mode == "lora":
             import peft  # noqa: F401
         model = _prepare(run, device)
         n_params = sum(p.numel() for p in model.parameters())
         n_frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-        step = _make_step(run, model, device, naive)
+        step, lengths = _make_step(run, model, device, naive, ranks)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for i in range(warmup + steps):
             if i == warmup:
-                sync()
+                together()
                 start = time.perf_counter()
             step()
-        sync()
+        together()
         seconds = (time.perf_counter() - start) / steps
-    except ImportError as err:
-        run.result = {"error": f"skipped ({err.name} not installed)"}
-        return
-    except torch.OutOfMemoryError:
-        run.result = {"error": "OOM"}
-        return
-    except Exception as err:  # one failing variant (e.g. compile) must not lose the other rows
-        run.result = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"}
-        return
     finally:
         model = step = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    cfg = SHAPES[run.shape]
-    lengths = [run.seq] * run.per_step
-    flops = model_flops(n_params, cfg["num_hidden_layers"], cfg["hidden_size"], lengths, n_frozen)
-    run.result = {
-        "tokens_per_s": sum(lengths) / seconds,
-        "mfu": flops / seconds / peak if peak else None,
-        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+    peak_gib = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    return {
+        "seconds": seconds,
+        "lengths": lengths,
+        "n_params": n_params,
+        "n_frozen": n_frozen,
+        "peak_gib": peak_gib,
     }
+
+
+def row(run: Run, timings: list[dict], peak: float | None) -> dict:
+    """A table row from every rank's ``timing``: tokens/s summed over the ranks (the slowest rank's
+    seconds), MFU per GPU, peak memory the largest of any rank."""
+    cfg = SHAPES[run.shape]
+    seconds = max(t["seconds"] for t in timings)
+    tokens = sum(sum(t["lengths"]) for t in timings)
+    flops = sum(
+        model_flops(t["n_params"], cfg["num_hidden_layers"], cfg["hidden_size"], t["lengths"], t["n_frozen"])
+        for t in timings
+    )
+    memory = [t["peak_gib"] for t in timings if t["peak_gib"] is not None]
+    return {
+        "tokens_per_s": tokens / seconds,
+        "mfu": flops / seconds / len(timings) / peak if peak else None,
+        "peak_gib": max(memory) if memory else None,
+    }
+
+
+def measure(
+    run: Run, device: torch.device, peak: float | None, steps: int, warmup: int, naive: Callable = naive_step
+) -> None:
+    """Fill ``run.result`` with tokens/s, MFU, peak memory (or the error that stopped it), in this process."""
+    try:
+        run.result = row(run, [timing(run, device, steps, warmup, naive)], peak)
+    except ImportError as err:
+        run.result = {"error": f"skipped ({err.name} not installed)"}
+    except torch.OutOfMemoryError:
+        run.result = {"error": "OOM"}
+    except Exception as err:  # one failing variant (e.g. compile) must not lose the other rows
+        run.result = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"}
+
+
+def launch(run: Run, peak: float | None, steps: int, warmup: int, smoke: bool, timeout: int) -> None:
+    """Fill ``run.result`` from ``run.gpus`` ranks: this script again under torchrun, as a hidden worker.
+
+    Skipped, with the reason as the row, where the machine has fewer GPUs (``--smoke``: CPU processes)."""
+    have = torch.cuda.device_count()
+    if not smoke and have < run.gpus:
+        run.result = {"error": f"skipped (needs {run.gpus} GPUs, {have} here)"}
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "row.json"
+        args = [
+            "--worker",
+            run.spec(),
+            "--worker-out",
+            str(out),
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+        ]
+        args += ["--peak", str(peak or 0.0)] + (["--smoke"] if smoke else [])
+        error = on_ranks(Path(__file__).resolve(), run.gpus, args, timeout)
+        if error is None and not out.is_file():
+            error = "rank 0 wrote no row"
+        run.result = {"error": error} if error else json.loads(out.read_text())
+
+
+def worker(args: argparse.Namespace) -> int:
+    """One rank of a ``launch``: time the run's steps; rank 0 writes the row from every rank's timing."""
+    import torch.distributed as dist
+
+    run = Run(**json.loads(args.worker))
+    ranks, device = distributed.start("cpu" if args.smoke else "cuda")
+    if args.smoke:
+        torch.set_num_threads(1)
+    mine = timing(run, device, args.steps, args.warmup, naive_step, ranks)
+    timings: list = [None] * ranks.world
+    dist.all_gather_object(timings, mine)
+    if ranks.main:
+        args.worker_out.write_text(json.dumps(row(run, timings, args.peak or None)))
+    distributed.stop()
+    return 0
 
 
 def one_rank_group(device: torch.device) -> None:
@@ -297,22 +404,23 @@ def one_rank_group(device: torch.device) -> None:
 
 
 def table(groups: dict[str, list[Run]]) -> list[str]:
-    """Markdown rows; `vs naive` divides tokens/s by the naive row of the same case."""
+    """Markdown rows; `vs naive` divides tokens/s by the naive row of the same case (one-GPU rows only:
+    an N-GPU row's tokens/s is the sum over its GPUs, its MFU is per GPU)."""
     lines = ["| case | mode | tokens/step | tok/s | MFU | peak GiB | vs naive | target |", "|" + "---|" * 8]
     for name, runs in groups.items():
         naive = next((r.result.get("tokens_per_s") for r in runs if r.mode == "naive"), None)
         for r in runs:
-            res = r.result
+            res, tokens = r.result, r.seq * r.per_step * r.gpus
             if "error" in res:
-                lines.append(
-                    f"| {name} | {r.label} | {r.seq * r.per_step} | {res['error']} | | | | {r.target} |"
-                )
+                lines.append(f"| {name} | {r.label} | {tokens} | {res['error']} | | | | {r.target} |")
                 continue
             mfu = f"{100 * res['mfu']:.1f}%" if res["mfu"] is not None else "-"
             mem = f"{res['peak_gib']:.1f}" if res["peak_gib"] is not None else "-"
-            ratio = f"{res['tokens_per_s'] / naive:.2f}x" if naive and r.mode != "naive" else ""
+            ratio = (
+                f"{res['tokens_per_s'] / naive:.2f}x" if naive and r.mode != "naive" and r.gpus == 1 else ""
+            )
             lines.append(
-                f"| {name} | {r.label} | {r.seq * r.per_step} | {res['tokens_per_s']:,.0f} | {mfu} | {mem} "
+                f"| {name} | {r.label} | {tokens} | {res['tokens_per_s']:,.0f} | {mfu} | {mem} "
                 f"| {ratio} | {r.target} |"
             )
     return lines
@@ -328,9 +436,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny shapes: check the script end to end")
     parser.add_argument("--append", type=Path, help="append the Markdown table to this file")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds for one N-GPU row (torchrun)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # a rank of an N-GPU row: the Run as JSON
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)  # where rank 0 writes the row
+    parser.add_argument("--peak", type=float, help=argparse.SUPPRESS)  # the parent's measured matmul peak
     args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args)
     if args.smoke:
         device, groups, args.steps, args.warmup = torch.device("cpu"), smoke_cases(), 2, 1
+        args.timeout = min(args.timeout, 180)
         torch.set_num_threads(1)  # tiny matrices: threads only add contention
     elif not torch.cuda.is_available():
         print("bench_train.py needs a CUDA GPU (or --smoke for a CPU check)", file=sys.stderr)
@@ -350,11 +465,14 @@ def main(argv: list[str] | None = None) -> int:
         f", measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s" if peak else " (smoke: no MFU)"
     )
     print(header, flush=True)
-    if any(r.mode.startswith("fsdp") for runs in groups.values() for r in runs):
+    if any(r.mode.startswith("fsdp") and r.gpus == 1 for runs in groups.values() for r in runs):
         one_rank_group(device)
     for runs in groups.values():
         for run in runs:
-            measure(run, device, peak, args.steps, args.warmup, naive)
+            if run.gpus > 1:
+                launch(run, peak, args.steps, args.warmup, args.smoke, args.timeout)
+            else:
+                measure(run, device, peak, args.steps, args.warmup, naive)
             print(f"  {run.shape} {run.label} T={run.seq}x{run.per_step}: {run.result}", flush=True)
     lines = [f"naive = {naive_source}", ""] + table(groups) + ["", MFU_NOTE]
     print("\n".join(lines))
@@ -369,4 +487,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if "--worker" in sys.argv:
+        exit_rank(main)  # a rank of an N-GPU row
     sys.exit(main())

@@ -6,7 +6,7 @@ import re
 import pyarrow as pa
 import pytest
 
-from offcurate.curate.answers.boxes import _answer_patterns, _boxed_scan_start, _says_final_answer, last_boxed
+from offcurate.curate.answers.boxes import _answer_patterns, _boxed_scan_start, _says_final_answer
 from offcurate.curate.answers.extract import TAIL_BYTES, extract_answer, extract_batch
 
 CASES = {
@@ -84,10 +84,6 @@ def test_batch_long_traces(text, answer, finished):
     assert extract_answer(text) == (answer, finished)
     answers, done = extract_batch(pa.array([text, None]))
     assert (answers, done) == ([answer, None], [finished, False])
-
-
-def test_last_boxed_none_without_box():
-    assert last_boxed("no box here") is None
 
 
 def test_answer_patterns_are_math_verifys():

@@ -18,8 +18,10 @@ def test_bench_smoke_prints_a_row_per_mode(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert env == {"leaked": [], "offcurate": str(ROOT / "__init__.py")}
     rows = [line for line in out.read_text().splitlines() if line.startswith("| tiny@256")]
-    modes = ["naive", "ours", "ours sel", "lean", "fsdp", "fsdp-lean"]
+    modes = ["naive", "ours", "ours sel", "lean", "fsdp", "fsdp-lean", "fsdp x2"]
     assert [row.split("|")[2].strip() for row in rows] == modes
+    cells = [cell.strip() for cell in rows[-1].split("|")]
+    assert cells[3] == "2048" and float(cells[4].replace(",", "")) > 0  # 2 ranks under torchrun, 4x256 each
     assert all("error" not in row and "OOM" not in row for row in rows), rows
     assert any(line.startswith("naive = ") for line in out.read_text().splitlines())  # which naive step
 
@@ -37,7 +39,47 @@ def test_compile_variant_for_every_non_naive_run(bench):
         plain = [r.label for r in runs if r.mode != "naive" and not r.compile]
         compiled = [r.label for r in runs if r.compile]
         assert compiled == [f"{label} compile" for label in plain], name
-    assert [r.label for r in groups["7B@16K"]] == ["lean", "lora", "lean compile", "lora compile"]
+    assert [r.label for r in groups["7B@16K"]] == [
+        "lean", "lora", "fsdp x8", "lean compile", "lora compile", "fsdp x8 compile",
+    ]  # fmt: skip
+
+
+def test_rows_of_several_gpus_sum_tokens_and_give_mfu_per_gpu(bench):
+    """Rank 0's row from every rank's timing: tokens/s over the slowest rank's seconds, MFU per GPU."""
+    run = bench.Run("tiny", "fsdp", 256, per_step=2, gpus=2)
+    n, layers, hidden = 1000, bench.SHAPES["tiny"]["num_hidden_layers"], bench.SHAPES["tiny"]["hidden_size"]
+    timings = [
+        {"seconds": 0.5, "lengths": [256, 256], "n_params": n, "n_frozen": 0, "peak_gib": 3.0},
+        {"seconds": 0.4, "lengths": [256], "n_params": n, "n_frozen": 0, "peak_gib": 5.0},
+    ]
+    row = bench.row(run, timings, peak=1e9)
+    assert row["tokens_per_s"] == 768 / 0.5 and row["peak_gib"] == 5.0
+    flops = 6.0 * n * 768 + 3 * 6.0 * layers * 256 * 256 * hidden
+    assert row["mfu"] == pytest.approx(flops / 0.5 / 2 / 1e9)
+    assert bench.row(run, [timings[0]], peak=None)["mfu"] is None
+
+
+def test_rows_for_more_gpus_than_the_machine_has_are_skipped(bench):
+    have = torch.cuda.device_count()
+    need = max(2, have + 1)
+    run = bench.Run("tiny", "fsdp", 256, gpus=need)
+    bench.launch(run, None, steps=1, warmup=0, smoke=False, timeout=60)
+    assert run.result == {"error": f"skipped (needs {need} GPUs, {have} here)"}
+    line = f"| c | fsdp x{need} | {256 * need} | skipped (needs {need} GPUs, {have} here) | | | |  |"
+    assert bench.table({"c": [run]})[-1] == line
+
+
+def test_a_failing_rank_is_one_line_in_its_row(bench):
+    """A rank that raises exits at once; torchrun stops the other: the row says why, nothing hangs."""
+    run = bench.Run("no-such-shape", "fsdp", 64, gpus=2)
+    bench.launch(run, None, steps=1, warmup=0, smoke=True, timeout=120)
+    assert run.result == {"error": "KeyError: 'no-such-shape'"}
+
+
+@pytest.mark.parametrize("mode", ["naive", "ours", "lean", "lora"])
+def test_only_sharded_modes_run_on_several_gpus(bench, mode):
+    with pytest.raises(ValueError, match="only the fsdp modes"):
+        bench.Run("tiny", mode, 256, gpus=2)
 
 
 def _fake_anchor(folder, name):

@@ -162,7 +162,8 @@ def test_lora_two_ranks_equal_one_process(tmp_path, voted):
 
 
 def test_hf_folder_equals_the_sharded_state(sharded_fp32):
-    """checkpoint-3's Hugging Face weights (gathered on rank 0) are its DCP shards, and final/ is them."""
+    """checkpoint-3's Hugging Face weights (gathered on rank 0) are its DCP shards, and final/ is them,
+    hard-linked, not gathered a second time."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
     from transformers import AutoModelForCausalLM
@@ -177,6 +178,8 @@ def test_hf_folder_equals_the_sharded_state(sharded_fp32):
         dcp.load({"model": state}, checkpoint_id=ckpt / "sharded")
     hf, final = weights(run, "checkpoint-000003"), weights(run)
     assert all(torch.equal(final[k], hf[k]) for k in hf)
+    linked = [(folder / "model.safetensors").stat().st_ino for folder in (ckpt, run / "final")]
+    assert linked[0] == linked[1]  # final/ is the checkpoint's file: the model was gathered once
     assert all(torch.equal(state["model." + k], hf[k]) for k in hf)
     loaded = AutoModelForCausalLM.from_pretrained(run / "final").state_dict()
     assert torch.equal(loaded["lm_head.weight"], loaded["model.embed_tokens.weight"])  # still tied

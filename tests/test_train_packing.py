@@ -6,6 +6,7 @@ import torch
 from offcurate.train.attention import VARLEN, set_attention
 from offcurate.train.compute import accumulate, micro_batches
 from offcurate.train.model import (
+    PackedPolicy,
     Precision,
     chunked_logprobs,
     enable_checkpointing,
@@ -61,6 +62,11 @@ def test_build_micro_batch_layout():
         build_micro_batch([Sample([1, 2], 2, 1.0, 1.0)])  # no response token
 
 
+def _logprobs(model, mb, precision=FP32, chunk=1024):
+    """What the step computes: the model's packed log-probs through its PackedPolicy."""
+    return packed_logprobs(PackedPolicy(model, precision, chunk), mb)
+
+
 def _reference_logprobs(model, samples):
     out = []
     with torch.no_grad():
@@ -79,7 +85,7 @@ def test_packed_logprobs_equal_per_sequence(model, attn):
     set_attention(model, attn)
     try:
         with torch.no_grad():
-            got = packed_logprobs(model, build_micro_batch(samples), FP32, chunk=5)
+            got = _logprobs(model, build_micro_batch(samples), chunk=5)
     finally:
         set_attention(model, "sdpa")
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
@@ -92,7 +98,7 @@ def test_attention_crossing_boundaries_would_be_caught(model):
     mb = build_micro_batch(samples)
     mb.position_ids = torch.arange(mb.n_tokens)[None]
     with torch.no_grad():
-        got = packed_logprobs(model, mb, FP32)
+        got = _logprobs(model, mb)
     assert not torch.allclose(got, expected, atol=1e-3)
 
 
@@ -112,7 +118,7 @@ def test_chunked_logprobs_match_full_softmax(chunk):
 
 def _grads(model, batches, objective):
     model.zero_grad(set_to_none=True)
-    stats = accumulate(model, batches, objective, FP32, CPU, chunk=4)
+    stats = accumulate(PackedPolicy(model, FP32, chunk=4), batches, objective, CPU)
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
     return stats.loss.item(), grads
@@ -143,8 +149,8 @@ def test_bf16_mixed_autocast_close_to_fp32(model, attn):
     set_attention(model, attn)
     mixed = Precision("bf16-mixed", torch.float32, torch.bfloat16)
     try:
-        exact = packed_logprobs(model, build_micro_batch(samples), FP32)
-        approx = packed_logprobs(model, build_micro_batch(samples), mixed)
+        exact = _logprobs(model, build_micro_batch(samples))
+        approx = _logprobs(model, build_micro_batch(samples), mixed)
     finally:
         set_attention(model, "sdpa")
     assert approx.dtype == torch.float32
@@ -178,7 +184,7 @@ def test_varlen_kernel_call_plumbing(model, monkeypatch, gqa):
     set_attention(model, VARLEN)
     try:
         with torch.no_grad():
-            got = packed_logprobs(model, build_micro_batch(samples), FP32)
+            got = _logprobs(model, build_micro_batch(samples))
     finally:
         set_attention(model, "sdpa")
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
@@ -209,7 +215,7 @@ def test_bf16_reference_under_the_policys_autocast(model):
     mixed = Precision("bf16-mixed", torch.float32, torch.bfloat16)
     reference = build_model(VOCAB, seed=1).to(torch.bfloat16).eval()
     with torch.no_grad():
-        exact = packed_logprobs(model, build_micro_batch(samples), FP32)
-        ref = packed_logprobs(reference, build_micro_batch(samples), mixed)
+        exact = _logprobs(model, build_micro_batch(samples))
+        ref = _logprobs(reference, build_micro_batch(samples), mixed)
     assert ref.dtype == torch.float32
     torch.testing.assert_close(ref, exact, atol=5e-2, rtol=0)

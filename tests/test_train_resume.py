@@ -141,15 +141,15 @@ def test_resumes_a_checkpoint_written_before_the_dcp_shards(tmp_path):
     from offcurate.train.checkpoint import STATE_FILE
     from offcurate.train.data import open_voted
     from offcurate.train.distributed import Ranks
-    from offcurate.train.engine import _setup
     from offcurate.train.model import resolve_precision
+    from offcurate.train.session import setup
 
     voted = write_voted(tmp_path / "voted")
     straight, old = tmp_path / "straight", tmp_path / "old"
     run_training(_config(voted, straight))
     _crashed_after_step_3(voted, straight, old)
     cpu, ckpt = torch.device("cpu"), old / "checkpoint-000002"
-    session = _setup(
+    session = setup(
         _config(voted, old, resume=True), Ranks(), cpu, resolve_precision("auto", cpu), open_voted(voted)
     )
     state = torch.load(ckpt / STATE_FILE, weights_only=True)

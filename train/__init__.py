@@ -7,7 +7,8 @@ Modules: ``objective`` (the math, pure), ``data`` (lazy Parquet reading, chat-te
 (loading, packed attention, chunked log-probs), ``optim`` (AdamW, warmup + cosine), ``compute`` (one
 step's forward/backward/update, what the benchmark times), ``checkpoint`` (HF format + resumable state),
 ``mfu`` (MFU, peak memory), ``metrics`` (metrics.jsonl, live view), ``config`` (options, resume checks),
-``engine`` (the loop), ``distributed`` (torchrun, FSDP2, the step split across ranks), ``tracking``
-(--report-to), ``lora`` (--lora-r, peft), ``tiny`` (an offline tiny model), ``command`` (the CLI).
+``session`` (a run's model, optimizer and data, fresh or resumed), ``engine`` (the loop), ``distributed``
+(torchrun, FSDP2, the step split across ranks), ``tracking`` (--report-to), ``lora`` (--lora-r, peft),
+``tiny`` (an offline tiny model), ``command`` (the CLI).
 torch and transformers are imported only inside these modules, never by ``offcurate.cli`` at import time.
 """

@@ -3,6 +3,7 @@
     RUN/checkpoint-000100/  config.json, model.safetensors, tokenizer files   (from_pretrained-able)
                             sharded/: model + optimizer (torch.distributed.checkpoint, one file per rank)
                             trainer_state.pt: step, run length, data position, scheduler, RNG of each rank
+    RUN/final/              the last checkpoint's Hugging Face files, hard-linked (``publish_hf_folder``)
     offcurate train ... -o RUN --resume                                         (continues from the newest)
 
 The model and optimizer go through ``torch.distributed.checkpoint`` (DCP): every rank writes its own
@@ -16,6 +17,8 @@ checkpoints are kept. Resuming on the same device and world size reproduces the 
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
 import warnings
@@ -28,6 +31,7 @@ import torch
 import torch.distributed as dist
 
 from ..curate.io.errors import OffcurateError
+from ..curate.io.output import atomic_output
 from .distributed import Ranks, barrier
 from .lora import adapter_state, is_lora
 
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 STATE_FILE = "trainer_state.pt"
+FINAL = "final"  # RUN/final/: the last checkpoint's Hugging Face files
 SHARDED = "sharded"
 _NAME = re.compile(r"^checkpoint-(\d{6,})$")
 
@@ -117,18 +122,38 @@ def _write_hf(folder: Path, model: PreTrainedModel, tokenizer, state: dict | Non
     tokenizer.save_pretrained(folder)
 
 
-def save_hf_folder(
-    folder: Path, model: PreTrainedModel, policy: torch.nn.Module, tokenizer, ranks: Ranks
-) -> None:
-    """Model + tokenizer as a from_pretrained-able folder (rank 0 writes; replaced atomically)."""
-    state = full_model_state(policy, ranks)
-    if ranks.main:
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        _write_hf(tmp, model, tokenizer, state)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    barrier(ranks)
+def publish_hf_folder(checkpoint: Path, folder: Path) -> None:
+    """``folder``: the Hugging Face files of ``checkpoint`` (not its DCP shards nor its trainer state),
+    hard-linked (copied where the filesystem cannot link), replaced atomically. Rank 0 alone calls it.
+
+    RUN/final/ is the last step's checkpoint, which was just gathered and written: linking it costs no
+    second gather of the full model (minutes and a full copy in host memory at 32B). The links share
+    the files' data, not their names: pruning the checkpoint later (``keep_last``) leaves final/ whole.
+    """
+    if not (checkpoint / STATE_FILE).is_file():
+        raise OffcurateError(f"{checkpoint}: not a complete checkpoint; cannot publish {folder.name}/")
+    with atomic_output(folder, overwrite=True) as tmp:
+        for path in sorted(checkpoint.iterdir()):
+            if path.name in (SHARDED, STATE_FILE):
+                continue
+            if path.is_dir():
+                shutil.copytree(path, tmp / path.name, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(path, tmp / path.name)
+
+
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def _link_or_copy(source: str | Path, target: str | Path) -> str | Path:
+    """A hard link, or a copy where the filesystem has none (another device, no link support)."""
+    try:
+        os.link(source, target)
+    except OSError as err:
+        if err.errno not in _NO_LINK:
+            raise
+        shutil.copy2(source, target)
+    return target
 
 
 def save_checkpoint(

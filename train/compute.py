@@ -1,7 +1,8 @@
 """The compute of one optimizer step: forward + backward of every micro-batch, clip, AdamW, zero grads.
 
-    stats = accumulate(model, micro_batches(samples, budget), objective, precision, device)
-    grad_norm = optimizer_step(model, optimizer, grad_clip=1.0)
+    policy = PackedPolicy(model, precision, chunk=1024)       # or the FSDP-sharded one (distributed.shard)
+    stats = accumulate(policy, micro_batches(samples, budget), objective, device)
+    grad_norm = optimizer_step(policy, optimizer, grad_clip=1.0)
 
 No I/O and no polars/pyarrow: ``engine`` (the training loop) and bench/bench_train.py both run exactly this,
 so the benchmark times the trainer's own step, also on a GPU image that lacks the curation dependencies.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import Precision, packed_logprobs
+from .model import PackedPolicy, packed_logprobs
 from .objective import ObjectiveConfig, k3_kl, token_terms, weighted_loss
 from .optim import clip_gradients
 from .packing import MicroBatch, Sample, build_micro_batch, pack
@@ -37,24 +38,25 @@ def micro_batches(samples: list[Sample], budget: int) -> list[MicroBatch]:
 
 
 def accumulate(
-    model: torch.nn.Module,
+    policy: PackedPolicy,
     batches: list[MicroBatch],
     objective: ObjectiveConfig,
-    precision: Precision,
     device: torch.device,
-    chunk: int = 1024,
-    ref_model: torch.nn.Module | None = None,
+    ref_policy: PackedPolicy | None = None,
 ) -> StepStats:
-    """Forward + backward of every micro-batch; gradients accumulate in ``.grad``, the loss is returned."""
+    """Forward + backward of every micro-batch; gradients accumulate in ``.grad``, the loss is returned.
+
+    The policies carry their precision and log-prob chunk (``PackedPolicy``), sharded or not.
+    """
     zero = torch.zeros((), device=device)
     stats = StepStats(zero.clone(), zero.clone(), zero.clone(), 0, [])
     for cpu_batch in batches:
         mb = cpu_batch.to(device)
         ref_logp = None
-        if ref_model is not None:
+        if ref_policy is not None:
             with torch.no_grad():
-                ref_logp = packed_logprobs(ref_model, mb, precision, chunk)
-        logp = packed_logprobs(model, mb, precision, chunk)
+                ref_logp = packed_logprobs(ref_policy, mb)
+        logp = packed_logprobs(policy, mb)
         terms = token_terms(logp, mb.advantages, objective, ref_logp)
         loss = weighted_loss(terms, mb.weights)
         loss.backward()

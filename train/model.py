@@ -1,7 +1,7 @@
 """Model side of a training step: loading, checkpointing and chunked log-probs (attention: ``attention``).
 
     model = load_model("Qwen/Qwen2.5-1.5B-Instruct", precision, attn="auto")
-    logp = packed_logprobs(model, micro_batch, chunk=1024, precision=precision)
+    logp = packed_logprobs(PackedPolicy(model, precision, chunk=1024), micro_batch)
 
 Why each piece: a 150k-token vocabulary makes the [tokens x vocab] logits the largest tensor of a step
 (16K tokens -> 10 GB in float32), so log-probs are computed from the final hidden states chunk by chunk
@@ -209,16 +209,10 @@ def chunked_logprobs(
     return torch.cat(parts)
 
 
-def packed_logprobs(
-    model: PreTrainedModel | PackedPolicy, mb: MicroBatch, precision: Precision, chunk: int = 1024
-) -> torch.Tensor:
-    """log π of every response token of a packed micro-batch (float32, [M]).
-
-    A ``PackedPolicy`` (the sharded runs' root module) is called instead, so its FSDP hooks fire.
-    """
-    if isinstance(model, PackedPolicy):
-        return model(mb.input_ids, mb.position_ids, mb.pred_index, mb.targets, mb.cu_seqlens, mb.max_seqlen)
-    return _packed_logprobs(model, mb, precision, chunk)
+def packed_logprobs(policy: PackedPolicy, mb: MicroBatch) -> torch.Tensor:
+    """log π of every response token of a packed micro-batch (float32, [M]), through the policy's
+    ``forward`` (so a sharded policy's FSDP hooks fire)."""
+    return policy(mb.input_ids, mb.position_ids, mb.pred_index, mb.targets, mb.cu_seqlens, mb.max_seqlen)
 
 
 def _packed_logprobs(

@@ -200,8 +200,3 @@ def _says_final_answer(text: str) -> bool:
     if text.isascii():
         return "final answer" in text.lower()
     return "final answer" in text.translate(_IGNORECASE_ALIKE).lower()
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{...}`` (or ``\\fbox``) alone."""
-    return next((box[0] for _, box in _boxes(text) if box is not None), None)
