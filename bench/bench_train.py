@@ -28,7 +28,7 @@ fsdp xN the same on N GPUs: the script starts itself again under ``python -m tor
         (``distributed.my_share``); every rank times the same steps between barriers, and rank 0 writes
         the row: tokens/s summed over the ranks, MFU per GPU, peak memory the largest of any rank. With
         fewer than N GPUs the row says so ("skipped (needs 8 GPUs, 1 here)"); ``--smoke`` runs its xN
-        rows as CPU processes (gloo).
+        rows as CPU processes (gloo). ``spK``: ``--sp-size K``, K GPUs share each row (N/K rows a step).
 lora    7B as ``offcurate train --dtype bf16 --lora-r 64`` trains it (peft adapters on every projection,
         frozen bf16 base), when peft is installed.
 MFU = (6N + 6·L·l·d)·tokens/s / measured bf16 matmul peak (recomputation not counted), as the anchor;
@@ -97,16 +97,20 @@ class Run:
     compile: bool = False
     target: str = ""
     gpus: int = 1  # >1: that many ranks under torchrun, one per GPU (CPU processes with --smoke)
+    sp: int = 1  # >1: --sp-size, that many GPUs share each row (Ulysses sequence parallelism)
     result: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.gpus > 1 and not self.mode.startswith("fsdp"):
             raise ValueError(f"{self.mode} on {self.gpus} GPUs: only the fsdp modes reduce gradients")
+        if self.sp > 1 and (self.gpus < self.sp or self.gpus % self.sp):
+            raise ValueError(f"--sp-size {self.sp} needs a multiple of {self.sp} GPUs, not {self.gpus}")
 
     @property
     def label(self) -> str:
         extra = {0: " no-ckpt", 1: "", 2: " sel"}.get(self.ckpt_every, f" ckpt/{self.ckpt_every}")
         ranks = f" x{self.gpus}" if self.gpus > 1 else ""
+        ranks += f" sp{self.sp}" if self.sp > 1 else ""
         return f"{self.mode}{extra}{ranks}{' compile' if self.compile else ''}"
 
     def spec(self) -> str:
@@ -144,6 +148,10 @@ def cases() -> dict[str, list[Run]]:
             Run("7B", "lora", 16384, target="fits 80 GB"),
             Run("7B", "fsdp", 16384, gpus=8, target="fits 80 GB a GPU"),
         ],
+        "7B@64K": [
+            Run("7B", "fsdp", 65536, gpus=8, target="OOM expected: a 64K row on one GPU"),
+            Run("7B", "fsdp", 65536, gpus=8, sp=4, target="fits 80 GB a GPU"),
+        ],
     }
 
 
@@ -157,6 +165,7 @@ def smoke_cases() -> dict[str, list[Run]]:
             Run("tiny", "fsdp", 256, per_step=4),
             Run("tiny", "fsdp-lean", 256),
             Run("tiny", "fsdp", 256, per_step=4, gpus=2),  # 2 CPU ranks (gloo) under torchrun
+            Run("tiny", "fsdp", 256, per_step=4, gpus=2, sp=2),  # both ranks share every row
         ]
     }
 
@@ -213,7 +222,7 @@ def _samples(run: Run, vocab: int, prompt: int = 128) -> list[Sample]:
     return [
         Sample(torch.randint(0, vocab, (run.seq,), generator=g).tolist(), n_prompt,
                float(torch.randn(1, generator=g)), 1.0 / (run.per_step * (run.seq - n_prompt)))
-        for _ in range(run.per_step * run.gpus)
+        for _ in range(run.per_step * run.gpus // run.sp)
     ]  # fmt: skip
 
 
@@ -233,13 +242,13 @@ def _make_step(run: Run, model, device: torch.device, naive: Callable = naive_st
 
         return step, [run.seq]
     # what offcurate train runs: --dtype bf16-mixed (ours) or bf16 (lean, lora), --grad-clip 1, lr 1e-6
-    set_attention(model, "offcurate_varlen" if device.type == "cuda" else "sdpa")
+    set_attention(model, "offcurate_varlen" if device.type == "cuda" or run.sp > 1 else "sdpa")
     precision = resolve_precision("bf16-mixed" if run.mode in ("ours", "fsdp") else "bf16", device)
     batches = micro_batches(_samples(run, vocab), budget=run.seq * run.per_step)
     mine = my_share(batches, ranks)  # on N ranks: per_step trajectories each, as the trainer splits a step
     objective = ObjectiveConfig()
     if run.mode.startswith("fsdp"):
-        policy = shard(model, precision, 1024, device)  # the PackedPolicy root the trainer steps
+        policy = shard(model, precision, 1024, device, ranks.sp_group)  # the root the trainer steps
     else:
         policy = PackedPolicy(model, precision, 1024)
     opt = build_optimizer(policy, 1e-6, 0.0, device)  # bf16 weights: stochastic-rounding AdamW
@@ -382,7 +391,7 @@ def worker(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     run = Run(**json.loads(args.worker))
-    ranks, device = distributed.start("cpu" if args.smoke else "cuda")
+    ranks, device = distributed.start("cpu" if args.smoke else "cuda", run.sp)
     if args.smoke:
         torch.set_num_threads(1)
     mine = timing(run, device, args.steps, args.warmup, naive_step, ranks)
@@ -410,7 +419,7 @@ def table(groups: dict[str, list[Run]]) -> list[str]:
     for name, runs in groups.items():
         naive = next((r.result.get("tokens_per_s") for r in runs if r.mode == "naive"), None)
         for r in runs:
-            res, tokens = r.result, r.seq * r.per_step * r.gpus
+            res, tokens = r.result, r.seq * r.per_step * r.gpus // r.sp
             if "error" in res:
                 lines.append(f"| {name} | {r.label} | {tokens} | {res['error']} | | | | {r.target} |")
                 continue

@@ -18,10 +18,11 @@ def test_bench_smoke_prints_a_row_per_mode(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert env == {"leaked": [], "offcurate": str(ROOT / "__init__.py")}
     rows = [line for line in out.read_text().splitlines() if line.startswith("| tiny@256")]
-    modes = ["naive", "ours", "ours sel", "lean", "fsdp", "fsdp-lean", "fsdp x2"]
+    modes = ["naive", "ours", "ours sel", "lean", "fsdp", "fsdp-lean", "fsdp x2", "fsdp x2 sp2"]
     assert [row.split("|")[2].strip() for row in rows] == modes
-    cells = [cell.strip() for cell in rows[-1].split("|")]
-    assert cells[3] == "2048" and float(cells[4].replace(",", "")) > 0  # 2 ranks under torchrun, 4x256 each
+    ranked, shared = ([cell.strip() for cell in row.split("|")] for row in rows[-2:])
+    assert ranked[3] == "2048" and float(ranked[4].replace(",", "")) > 0  # 2 ranks under torchrun, 4x256 each
+    assert shared[3] == "1024" and float(shared[4].replace(",", "")) > 0  # both ranks on the same 4x256
     assert all("error" not in row and "OOM" not in row for row in rows), rows
     assert any(line.startswith("naive = ") for line in out.read_text().splitlines())  # which naive step
 
@@ -80,6 +81,12 @@ def test_a_failing_rank_is_one_line_in_its_row(bench):
 def test_only_sharded_modes_run_on_several_gpus(bench, mode):
     with pytest.raises(ValueError, match="only the fsdp modes"):
         bench.Run("tiny", mode, 256, gpus=2)
+
+
+@pytest.mark.parametrize("gpus, sp", [(1, 2), (6, 4), (2, 3)], ids=["one_gpu", "not_a_multiple", "too_few"])
+def test_sequence_parallel_rows_need_a_multiple_of_sp_gpus(bench, gpus, sp):
+    with pytest.raises(ValueError, match=f"--sp-size {sp} needs a multiple of {sp} GPUs"):
+        bench.Run("tiny", "fsdp", 256, gpus=gpus, sp=sp)
 
 
 def _fake_anchor(folder, name):
