@@ -69,6 +69,16 @@ def test_rounding_noise_is_a_uniform_function_of_position():
     assert (other == whole).float().mean().item() < 0.001
 
 
+@pytest.mark.parametrize("key", [0, 2**31 - 1, 2**31, 2**32 + 1, 2**33 + 7])
+def test_signed_32_bit_keys_give_the_same_noise(key):
+    """Keys are folded into int32 range for the compiled kernel; the hash reads their low 32 bits only."""
+    from offcurate.train.optim import _signed32
+
+    assert -(2**31) <= _signed32(key) < 2**31
+    cpu = torch.device("cpu")
+    assert torch.equal(rounding_noise(key, 99, 5000, cpu), rounding_noise(_signed32(key), 99, 5000, cpu))
+
+
 def test_compiled_write_back_is_the_eager_one_bit_for_bit():
     """CUDA runs the write-back compiled (one kernel); integer and bit operations only, so it must round
     every element as eager mode does, and a new key each step must not recompile it (measured on CPU:
@@ -79,8 +89,8 @@ def test_compiled_write_back_is_the_eager_one_bit_for_bit():
     torch._dynamo.reset()
     compiled = torch.compile(stochastic_bf16, dynamic=True)
     before = counters["stats"]["unique_graphs"]
-    cases = [(11, 0, 1000), (12, 0, 1000), (13, 5000, 777), (2**32 + 1, 123_456_789, 4096)]
-    cases += [(99, 7, 1), (98, 0, 3)]
+    cases = [(11, 0, 1000), (12, 0, 1000), (13, 5000, 777), (-(2**31), 123_456_789, 4096)]
+    cases += [(2**31 - 1, 7, 1), (-5, 0, 3)]  # the optimizer's keys are signed 32-bit (_signed32)
     for key, start, n in cases:
         value = torch.randn(n, generator=torch.Generator().manual_seed(key % 1000))
         got, expected = compiled(value, key, start), stochastic_bf16(value, key, start)

@@ -21,7 +21,7 @@ from offcurate.curate.io.errors import OffcurateError
 from offcurate.train.model import chunked_logprobs
 from offcurate.train.objective import ObjectiveConfig
 from offcurate.train.packing import Sample, build_micro_batch
-from offcurate.train.ulysses import check_heads, slice_micro_batch
+from offcurate.train.ulysses import check_model, slice_micro_batch
 
 # three trajectories (length, prompt length): 28 tokens, 16 response tokens
 SPEC = [(13, 4), (9, 3), (6, 2)]
@@ -83,10 +83,19 @@ def test_sp_size_must_divide_the_heads(heads, size, fits):
         num_attention_heads = heads
 
     if fits:
-        check_heads(Config, size)
+        check_model(Config, size)
     else:
         with pytest.raises(OffcurateError, match=f"--sp-size {size} must divide the model's {heads}"):
-            check_heads(Config, size)
+            check_model(Config, size)
+
+
+def test_sliding_window_models_are_refused_before_loading():
+    class Config:
+        num_attention_heads, use_sliding_window = 4, True
+
+    check_model(Config, 1)
+    with pytest.raises(OffcurateError, match="sliding-window attention is not supported"):
+        check_model(Config, 2)
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +130,22 @@ def test_sequence_parallel_equals_one_process(tmp_path, voted, nproc, sp, extra,
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
     start = weights(one, "tiny-random")
     assert min((wa[k] - start[k]).abs().max().item() for k in wa) > 1e-3  # every tensor trained
+
+
+def test_sequence_parallel_lora_equals_one_process(tmp_path, voted):
+    """peft's adapters wrap the projections around the same attention function: same adapters."""
+    pytest.importorskip("peft")
+    from safetensors.torch import load_file
+
+    two, one = tmp_path / "sp", tmp_path / "one"
+    ok(torchrun(tmp_path, voted, two, "--sp-size", "2", "--lora-r", "4"))
+    one_process(voted, one, lora_r=4)
+    for x, y in zip(rows(one), rows(two)):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
+        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
+    a, b = (load_file(run / "final" / "adapter_model.safetensors") for run in (one, two))
+    assert a.keys() == b.keys() and len(a) == 28
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
 
 
 def test_sp_size_without_torchrun_is_one_line(tmp_path, voted):

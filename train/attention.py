@@ -118,6 +118,8 @@ def _attend(
                 k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
         return kernel(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, max_len, max_len, **extra)
     bounds = cu.tolist()
+    if bounds[-1] != q.shape[0]:  # e.g. a model that forwards cu_seqlens but drops sp_group
+        raise ValueError(f"cu_seqlens cover {bounds[-1]} tokens, the row holds {q.shape[0]}")
     parts = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         qs, ks, vs = (x[a:b].transpose(0, 1) for x in (q, k, v))  # [H, l, D]

@@ -14,6 +14,8 @@ and β₂ = 0.999 never moves v); rounding up or down at random, in proportion, 
 The random bits are a hash of (seed, parameter, step, element position in the whole tensor), not draws from
 an RNG stream: a sharded run (each rank updates its own slice) then rounds every element exactly as one
 process would, whatever the number of ranks, and a resumed run needs no RNG state to round the same way.
+(The hash changed once, in issue 14's lean-optimizer work: a lean checkpoint written before that resumes
+fine, but no longer bit for bit.)
 """
 
 from __future__ import annotations
@@ -82,6 +84,12 @@ def _mix32(x: int) -> int:
     return x ^ (x >> 16)
 
 
+def _signed32(key: int) -> int:
+    """The low 32 bits of ``key`` as a signed 32-bit int: the hash only reads those bits, and a compiled
+    kernel may type a scalar argument as int32 (a key of 2**31 or more would not fit)."""
+    return ((key & _M32) ^ (1 << 31)) - (1 << 31)
+
+
 def rounding_noise(key: int, start: int, n: int, device: torch.device) -> torch.Tensor:
     """16 random bits (int32 in [0, 65536)) for elements ``start .. start+n-1`` of a tensor, given ``key``.
 
@@ -142,6 +150,8 @@ def _compiled_or_eager(value: torch.Tensor, key: int, start: int) -> torch.Tenso
     if _compiled[0] is not None:
         try:
             return _compiled[0](value, key, start)
+        except torch.OutOfMemoryError:
+            raise  # the eager path needs more memory, not less
         except Exception as err:  # noqa: BLE001 - any compiler failure: the eager path is the same math
             warnings.warn(f"lean optimizer: eager write-back, torch.compile failed ({err})", stacklevel=2)
             _compiled[0] = None
@@ -206,7 +216,7 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
                 tensors = (p, p.grad, state["exp_avg"], state["exp_avg_sq"])
                 views = [_local(x).view(-1) for x in tensors]
                 offset = _global_start(p)
-                keys = [_mix32(_mix32(_mix32(self.seed) ^ number) ^ int(t)) + k for k in range(3)]
+                keys = [_signed32(_mix32(_mix32(_mix32(self.seed) ^ number) ^ int(t)) + k) for k in range(3)]
                 for start in range(0, views[0].numel(), self.chunk):
                     w, g, m, v = (x[start : start + self.chunk] for x in views)
                     g32, w32, m32, v32 = g.float(), w.float(), m.float(), v.float()

@@ -133,7 +133,7 @@ def setup(
     model_from = source if cfg.lora_r else weights_from  # a LoRA checkpoint's folder is an adapter
     config = load_config(model_from)
     check_max_len(config, cfg.max_len)
-    ulysses.check_heads(config, cfg.sp_size)
+    ulysses.check_model(config, cfg.sp_size)
     tokenizer = load_tokenizer(weights_from)
     model = _load(model_from, precision, cfg, ranks, device, config)
     ref_policy = None

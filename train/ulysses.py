@@ -8,7 +8,7 @@ its weights. With ``--sp-size K`` the K ranks of a group run the same micro-batc
 contiguous T/K slice of its tokens (embedding, MLPs, norms and the log-prob head see only that slice).
 Attention needs every token of a trajectory, so around it an all-to-all trades the slice of all H heads
 for all T tokens of H/K heads, the varlen attention runs on the whole row's ``cu_seqlens``, and a second
-all-to-all trades back (DeepSpeed-Ulysses, as verl does it). PyTorch's autograd-aware
+all-to-all trades back (DeepSpeed-Ulysses; verl does the same). PyTorch's autograd-aware
 ``all_to_all_single`` carries the gradients back the same way.
 
 Each rank's loss covers the response tokens whose hidden state it holds, with the step's token weights,
@@ -65,9 +65,11 @@ def slice_micro_batch(mb: MicroBatch, rank: int, size: int) -> MicroBatch:
 
 def _all_to_all(send: torch.Tensor, group: dist.ProcessGroup) -> torch.Tensor:
     """Chunk i of dim 0 goes to rank i; chunk i of the result came from rank i (gradients flow back)."""
-    from torch.distributed._functional_collectives import all_to_all_single_autograd, wait_tensor
+    from torch.distributed._functional_collectives import all_to_all_single_autograd
 
-    return wait_tensor(all_to_all_single_autograd(send.contiguous(), None, None, group))
+    # the result waits for the collective at its first use (no wait_tensor: it has no autograd kernel
+    # before torch 2.6, and backward through it warns there)
+    return all_to_all_single_autograd(send.contiguous(), None, None, group)
 
 
 def _scatter_heads(x: torch.Tensor, group: dist.ProcessGroup, size: int) -> torch.Tensor:
@@ -83,15 +85,17 @@ def heads_for_sequence(
     """q [T/K, H, D], k/v [T/K, Hkv, D] -> the whole row for this rank's H/K heads (and their KV heads).
 
     Query head h reads KV head h // (H/Hkv), so query heads [g·H/K, (g+1)·H/K) read KV heads
-    [g·Hkv/K, (g+1)·Hkv/K): when K divides Hkv the KV heads split the same way. When it does not (2 KV
-    heads, K = 4), K/V are first repeated to H heads, which costs their all-to-all H/Hkv times more.
+    [g·Hkv/K, (g+1)·Hkv/K): when K divides Hkv the KV heads split the same way. When Hkv divides K
+    (2 KV heads, K = 4) each KV head is repeated K/Hkv times first, so each rank gets the one its query
+    heads read; otherwise K/V are repeated to all H heads.
     """
     size = group.size()
     heads, kv_heads = q.shape[1], k.shape[1]
     if heads % size:
         raise ValueError(f"--sp-size {size} must divide the model's {heads} attention heads")
     if kv_heads % size:
-        k, v = k.repeat_interleave(heads // kv_heads, dim=1), v.repeat_interleave(heads // kv_heads, dim=1)
+        repeat = size // kv_heads if size % kv_heads == 0 else heads // kv_heads
+        k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
     return tuple(_scatter_heads(x, group, size) for x in (q, k, v))
 
 
@@ -113,8 +117,13 @@ def sequence_groups(world: int, size: int, device: torch.device) -> dist.Process
     return mesh["sp"].get_group()
 
 
-def check_heads(config, size: int) -> None:
-    """Refuse, before any weight loads, a ``--sp-size`` that does not divide the attention heads."""
+def check_model(config, size: int) -> None:
+    """Refuse, before any weight loads, a ``--sp-size`` the model cannot take: one that does not divide
+    its attention heads, or a sliding-window model (the varlen attention has no window)."""
+    if size == 1:
+        return
     heads = getattr(config, "num_attention_heads", None)
-    if size > 1 and isinstance(heads, int) and heads % size:
+    if isinstance(heads, int) and heads % size:
         raise OffcurateError(f"--sp-size {size} must divide the model's {heads} attention heads")
+    if getattr(config, "use_sliding_window", False):
+        raise OffcurateError(f"--sp-size {size}: sliding-window attention is not supported with it")
