@@ -24,18 +24,13 @@ import time
 
 import torch
 from checkout import use_this_checkout
+from train_cases import SHAPES
 
 use_this_checkout()
 
 from offcurate.train import optim  # noqa: E402
 from offcurate.train.optim import StochasticRoundingAdamW  # noqa: E402
 
-SHAPES = {
-    "1.5B": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-    "7B": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
-}  # fmt: skip
 MODES = ("adamw-fp32", "sr-eager", "sr-fused", "torchao-sr")
 
 
@@ -111,7 +106,7 @@ def table(rows: list[dict]) -> list[str]:
             continue
         ratio = f"{eager[r['case']] / r['ms']:.1f}x" if r["case"] in eager else ""
         peak = f"{r['peak']:.1f}" if r["peak"] is not None else ""
-        size = f"{r['params'] / 1e6:,.0f}M"
+        size = f"{r['params'] / 1e6:,.0f}M" if r["params"] >= 1e6 else f"{r['params']:,}"
         lines.append(f"| {r['case']} | {r['mode']} | {size} | {r['ms']:,.1f} | {ratio} | {peak} |")
     return lines
 
