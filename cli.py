@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,10 @@ from .curate.io.errors import OffcurateError
 from .eval.command import eval_command
 from .rollout import options as opts
 from .train.command import train
+
+# seconds a rank other than 0 waits before saying an error: long enough for torchrun to stop it once rank 0
+# has said the same error (it checks every 0.1 s), short beside a failed run
+RANK_ERROR_GRACE_S = 5.0
 
 app = typer.Typer(
     name="offcurate",
@@ -377,9 +382,13 @@ def _main() -> None:
     try:
         app()
     except OffcurateError as err:
-        # under torchrun every rank meets the same bad option or input: rank 0 alone says it
-        if os.environ.get("RANK", "0") == "0":
-            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        rank = os.environ.get("RANK", "0")
+        if rank != "0":
+            # under torchrun every rank meets the same bad option or input: rank 0 says it, and torchrun
+            # stops this rank while it waits. An error of this rank alone is said after the wait.
+            time.sleep(RANK_ERROR_GRACE_S)
+        where = "" if rank == "0" else f"(rank {rank}) "
+        console.print(f"[bold red]error:[/] {where}{escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

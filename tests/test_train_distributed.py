@@ -213,6 +213,32 @@ def test_failing_rank_takes_the_group_down(tmp_path, voted):
     assert not list((tmp_path / "run").glob("checkpoint-*"))
 
 
+def test_an_error_of_one_rank_alone_is_still_one_line(tmp_path, voted):
+    """Rank 0 says the errors every rank meets; an error only rank 1 meets (rank 0 waits in a collective)
+    is said by rank 1 itself, after a grace period in which rank 0 would have said it."""
+    script = tmp_path / "bad_rank1.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os
+            from offcurate.curate.io.errors import OffcurateError
+            from offcurate.train import engine
+            if os.environ["RANK"] == "1":
+                def failing(*args, **kwargs):
+                    raise OffcurateError("injected bad input on rank 1")
+                engine.accumulate = failing
+            from offcurate.cli import main
+            main()
+            """
+        )
+    )
+    result = torchrun(tmp_path, voted, tmp_path / "run", script=script)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: (rank 1) injected bad input on rank 1"]
+    assert "[rank" not in result.stderr  # no rank printed a traceback
+
+
 def test_bad_input_is_one_line_under_torchrun(tmp_path):
     result = torchrun(tmp_path, tmp_path / "missing", tmp_path / "run")
     assert result.returncode != 0

@@ -9,6 +9,7 @@ repeated to its 4 query heads before the all-to-all). Each run's per-step loss, 
 probability and final weights must equal one process's within 1e-5.
 """
 
+import re
 import subprocess
 import sys
 
@@ -116,7 +117,8 @@ def test_sequence_parallel_equals_one_process(tmp_path, voted, nproc, sp, extra,
     """The one process runs SDPA over whole rows; the ranks each hold 1/sp of a row and trade heads for
     tokens around attention. Measured: losses within 1e-7 relative, weights within 3e-6."""
     two, one = tmp_path / "sp", tmp_path / "one"
-    ok(torchrun(tmp_path, voted, two, "--sp-size", str(sp), *extra, nproc=nproc))
+    result = ok(torchrun(tmp_path, voted, two, "--sp-size", str(sp), *extra, nproc=nproc))
+    assert re.search(rf"ranks sharing each row \(--sp-size\)\s*│\s*{sp}\s*│", result.stderr)  # summary
     one_process(voted, one, objective=objective)
     a, b = rows(one), rows(two)
     assert len(a) == len(b) == 3

@@ -209,6 +209,8 @@ def _train(
     report.counts["questions ok (trainable)"] = len(s.index.groups)
     if ranks.sharded:
         report.counts["ranks"] = ranks.world
+    if ranks.sp > 1:
+        report.counts["ranks sharing each row (--sp-size)"] = ranks.sp
     report.dropped.update(s.index.skipped)
     report.dropped.update(s.stream.dropped)
     return summarise(report, rows, s.step, s.device, cfg.output)
