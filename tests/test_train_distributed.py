@@ -12,8 +12,16 @@ import textwrap
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from torchrun_helpers import SAME, flags, ok, one_process, rows, torchrun, weights
+from torchrun_helpers import (
+    SAME,
+    assert_lora_matches_one_process,
+    flags,
+    ok,
+    one_process,
+    rows,
+    torchrun,
+    weights,
+)
 from train_helpers import write_voted
 
 from offcurate.train.distributed import assign, padding_batch
@@ -150,15 +158,7 @@ def test_resume_two_ranks_bit_exact_and_on_one_rank(tmp_path, voted, sharded_fp3
 def test_lora_two_ranks_equal_one_process(tmp_path, voted):
     """FSDP2 units holding frozen base weights and trainable adapters: the adapters match one process."""
     pytest.importorskip("peft")
-    two, one = tmp_path / "two", tmp_path / "one"
-    ok(torchrun(tmp_path, voted, two, "--lora-r", "4"))
-    one_process(voted, one, lora_r=4)
-    for x, y in zip(rows(one), rows(two)):
-        assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
-        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
-    a, b = (load_file(run / "final" / "adapter_model.safetensors") for run in (one, two))
-    assert a.keys() == b.keys() and len(a) == 28
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert_lora_matches_one_process(tmp_path, voted)
 
 
 def test_hf_folder_equals_the_sharded_state(sharded_fp32):

@@ -15,7 +15,16 @@ import sys
 
 import pytest
 import torch
-from torchrun_helpers import SAME, TIMEOUT, ok, one_process, rows, torchrun, weights
+from torchrun_helpers import (
+    SAME,
+    TIMEOUT,
+    assert_lora_matches_one_process,
+    ok,
+    one_process,
+    rows,
+    torchrun,
+    weights,
+)
 from train_helpers import write_voted
 
 from offcurate.curate.io.errors import OffcurateError
@@ -137,17 +146,7 @@ def test_sequence_parallel_equals_one_process(tmp_path, voted, nproc, sp, extra,
 def test_sequence_parallel_lora_equals_one_process(tmp_path, voted):
     """peft's adapters wrap the projections around the same attention function: same adapters."""
     pytest.importorskip("peft")
-    from safetensors.torch import load_file
-
-    two, one = tmp_path / "sp", tmp_path / "one"
-    ok(torchrun(tmp_path, voted, two, "--sp-size", "2", "--lora-r", "4"))
-    one_process(voted, one, lora_r=4)
-    for x, y in zip(rows(one), rows(two)):
-        assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
-        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
-    a, b = (load_file(run / "final" / "adapter_model.safetensors") for run in (one, two))
-    assert a.keys() == b.keys() and len(a) == 28
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert_lora_matches_one_process(tmp_path, voted, "--sp-size", "2")
 
 
 def test_sp_size_without_torchrun_is_one_line(tmp_path, voted):

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from safetensors.torch import load_file
 
 from offcurate.train.config import TrainConfig
@@ -63,3 +64,16 @@ def rows(run) -> list[dict]:
 
 def weights(run, folder="final"):
     return load_file(run / folder / "model.safetensors")
+
+
+def assert_lora_matches_one_process(tmp_path, voted, *extra: str) -> None:
+    """A 2-rank LoRA run (with ``extra`` options) against one process: losses, gradient norms, adapters."""
+    two, one = tmp_path / "two", tmp_path / "one"
+    ok(torchrun(tmp_path, voted, two, "--lora-r", "4", *extra))
+    one_process(voted, one, lora_r=4)
+    for x, y in zip(rows(one), rows(two)):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
+        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
+    a, b = (load_file(run / "final" / "adapter_model.safetensors") for run in (one, two))
+    assert a.keys() == b.keys() and len(a) == 28
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
