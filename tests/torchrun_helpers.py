@@ -27,6 +27,34 @@ OPTIONS = dict(
 )  # fmt: skip
 
 
+def assert_steps_close(a: list[dict], b: list[dict]) -> None:
+    """Two runs' metrics rows agree step by step: the bookkeeping exactly, the numbers within 1e-5.
+
+    ``kl`` is None in both without a reference model (pytest 9 refuses ``approx(None, rel=...)``).
+    """
+    for x, y in zip(a, b):
+        assert {k: x[k] for k in SAME} == {k: y[k] for k in SAME}
+        for key in ("loss", "grad_norm", "mean_token_prob", "kl"):
+            if x[key] is None:
+                assert y[key] is None, (y["step"], key)
+            else:
+                assert y[key] == pytest.approx(x[key], rel=1e-5, abs=1e-7), (y["step"], key)
+
+
+def assert_weights_close(a: dict, b: dict, start: dict, share: float = 1e-3) -> None:
+    """Two runs' weights agree within ``share`` of how far training moved them, and every tensor moved.
+
+    Adam divides each gradient by its running scale, so a last-bit difference in a gradient near Adam's
+    eps becomes an update difference of up to ~1e-3 of the step (lr 1e-2 here): measured 1.4e-5 after
+    3 steps that moved the weights by 2e-2 (an absolute 1e-5 was one platform's rounding away from
+    failing). A wrong all-to-all or a missing shard is off by far more: log-probs 0.1 off, weights 1e-2.
+    """
+    assert a.keys() == b.keys()
+    moved = {k: (a[k] - start[k]).abs().max().item() for k in a if k in start}
+    assert min(moved.values()) > 1e-3  # every tensor trained
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < share * max(moved.values())
+
+
 def flags(**options) -> list[str]:
     out = []
     for key, value in options.items():
