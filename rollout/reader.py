@@ -73,7 +73,7 @@ def rollout_folders(folder: Path) -> list[Path]:
     if not folder.is_dir() or (folder / "rollout.json").is_file():
         return [folder]
     records = {}
-    for record in sorted(folder.glob("*/rollout.json")):
+    for record in sorted(r for r in folder.glob("*/rollout.json") if not r.parent.name.startswith(".")):
         try:
             records[record.parent] = json.loads(record.read_text())
         except (OSError, ValueError) as err:
