@@ -124,13 +124,15 @@ class Client:
         except json.JSONDecodeError as err:
             raise ServerError(200, f"not JSON ({err})") from None
 
-    def call(self, path: str, body: dict, attempts: int = ATTEMPTS) -> dict:
-        """``post`` with retries of what a busy or restarting server answers."""
+    def call(self, path: str, body: dict, attempts: int = ATTEMPTS, unreachable_too: bool = True) -> dict:
+        """``post`` with retries of what a busy or restarting server answers (and, unless told not to,
+        of no answer at all: a server restarting mid-run)."""
         for attempt in range(attempts):
             try:
                 return self.post(path, body)
             except ServerError as err:
-                if not retryable(err) or attempt == attempts - 1:
+                last = attempt == attempts - 1
+                if not retryable(err) or last or (err.status is None and not unreachable_too):
                     raise
                 time.sleep(retry_delay(attempt, err.retry_after))
         raise AssertionError("unreachable")
@@ -172,7 +174,8 @@ class OpenAIGenerator:
         for api in ("completions", "chat"):
             path = "/completions" if api == "completions" else "/chat/completions"
             try:
-                self.client.call(path, request_body(api, self.model, probe, sampling, 0), attempts=4)
+                body = request_body(api, self.model, probe, sampling, 0)
+                self.client.call(path, body, attempts=4, unreachable_too=False)  # a server loading: 503
             except ServerError as err:
                 where = self.client.endpoint
                 if err.status is None:

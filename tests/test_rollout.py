@@ -150,7 +150,8 @@ def test_vllm_adapter_maps_outputs(monkeypatch):
         ("0", {"prompt_token_ids": [4, 5, 6]}),
         ("1", {"prompt_token_ids": [7]}),
     ]
-    assert calls["requests"][0][2] == {"n": 2, "temperature": 0.6, "top_p": 0.95, "max_tokens": 8, "seed": 100}
+    first = {"n": 2, "temperature": 0.6, "top_p": 0.95, "max_tokens": 8, "seed": 100}
+    assert calls["requests"][0][2] == first
     assert calls["requests"][1][2]["max_tokens"] == 9  # 1 + 9 fits the context of 11
     assert got == {
         0: [Completion("0-0", "stop", 1), Completion("0-1", "length", 3)],
