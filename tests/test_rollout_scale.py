@@ -192,3 +192,39 @@ def test_sizing_table_is_computed_and_in_readme():
     assert "1.5B and 7B: TP 1 (DP 8); 32B: TP 4 (DP 2)" in " ".join(
         (ROOT / "cli.py").read_text().split()
     )  # what `rollout --help` says
+
+
+def test_eval_model_samples_in_slices_then_scores_them_together(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from offcurate.cli import main
+
+    bench = tmp_path / "toy.jsonl"
+    bench.write_text(
+        "".join(json.dumps({"question": q, "answer": a[0]}) + "\n" for q, a in QUESTIONS.items())
+    )
+
+    def run(*args):
+        model = (
+            ["--model", "tiny-random", "-k", "2", "--max-new-tokens", "3"]
+            if "--responses" not in args
+            else []
+        )
+        monkeypatch.setattr(sys, "argv", ["offcurate", "eval", "-b", str(bench), *model, *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 0, capsys.readouterr().err
+        return " ".join(capsys.readouterr().err.split())
+
+    run("-o", str(tmp_path / "whole"))
+    for index in range(2):
+        said = run("-o", str(tmp_path / "eval"), "--shard-index", str(index), "--num-shards", "2")
+        assert (
+            f"slice {index} of 2 sampled into {tmp_path / 'eval-responses' / f'shard-{index}-of-2'}" in said
+        )
+    assert not (tmp_path / "eval").exists()  # a slice alone is not scored
+    run("--responses", str(tmp_path / "eval-responses"), "-o", str(tmp_path / "eval"))
+    results = pl.read_parquet(tmp_path / "eval" / "results.parquet")
+    assert results.equals(pl.read_parquet(tmp_path / "whole" / "results.parquet"))
+    assert results["samples"].to_list() == [2] * len(QUESTIONS)
