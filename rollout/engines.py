@@ -103,8 +103,14 @@ def run_engine(
             on_question(sum(max(c.tokens, 0) for c in completions))
 
 
-def run_engines(spec: EngineSpec, dealt: list[list[Job]], on_question: Callable[[int], None]) -> None:
-    """One worker process per engine; returns when all are done, raises the first error in one line."""
+def run_engines(
+    spec: EngineSpec,
+    dealt: list[list[Job]],
+    on_question: Callable[[int], None],
+    on_ready: Callable[[], None] = lambda: None,
+) -> None:
+    """One worker process per engine; ``on_ready()`` once every engine has loaded its model; returns when
+    all are done, raises the first error in one line."""
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     envs = engine_envs(spec.plan, len(dealt))
@@ -115,6 +121,7 @@ def run_engines(spec: EngineSpec, dealt: list[list[Job]], on_question: Callable[
     for worker in workers:
         worker.start()
     finished: set[int] = set()
+    ready: set[int] = set()
     try:
         while len(finished) < len(workers):
             try:
@@ -129,6 +136,10 @@ def run_engines(spec: EngineSpec, dealt: list[list[Job]], on_question: Callable[
                 continue
             if kind == "question":
                 on_question(payload)
+            elif kind == "ready":
+                ready.add(index)
+                if len(ready) == len(workers):
+                    on_ready()
             elif kind == "done":
                 finished.add(index)
             else:
@@ -164,6 +175,7 @@ def _worker(spec: EngineSpec, index: int, jobs: list[Job], events, env: dict[str
 
                 torch.set_num_threads(int(env["OFFCURATE_THREADS"]))
             generator = load_generator(spec)
+            events.put(("ready", index, None))
             run_engine(spec, jobs, lambda tokens: events.put(("question", index, tokens)), generator, index)
         events.put(("done", index, None))
     except OffcurateError as err:

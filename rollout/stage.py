@@ -201,12 +201,18 @@ def _context(source: str, jobs: list[Job], g: Generation) -> int:
 
 
 def _run(spec: EngineSpec, todo: list[Job], total: int, tokenizer, server) -> tuple[int, float]:
-    """Sample ``todo`` on the planned engines with a progress bar; (generated tokens, seconds)."""
+    """Sample ``todo`` on the planned engines with a progress bar; (generated tokens, seconds of
+    generation: the clock starts once every engine has loaded its model)."""
     generated, started = 0, time.perf_counter()
     if not todo:
         return 0, 0.0
     with progress() as bar, term_as_exit():
-        task = bar.add_task("rollout: questions", total=total, completed=total - len(todo))
+        task = bar.add_task("rollout: loading the model", total=total, completed=total - len(todo))
+
+        def on_ready() -> None:
+            nonlocal started
+            started = time.perf_counter()
+            bar.update(task, description="rollout: questions")
 
         def on_question(tokens: int) -> None:
             nonlocal generated
@@ -217,7 +223,8 @@ def _run(spec: EngineSpec, todo: list[Job], total: int, tokenizer, server) -> tu
         dealt = [jobs for jobs in deal(todo, spec.plan.engines, spec.generation.num_shards) if jobs]
         if len(dealt) == 1:
             generator = server or load_generator(spec, tokenizer)
+            on_ready()
             run_engine(spec, dealt[0], on_question, generator)
         else:
-            run_engines(spec, dealt, on_question)
+            run_engines(spec, dealt, on_question, on_ready)
     return generated, time.perf_counter() - started
