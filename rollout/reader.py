@@ -44,7 +44,14 @@ def read_rollout_answers(folder: Path, description: str = "read responses") -> p
     Rows are sorted by question and sample index, so "first appearance" (the vote's tie-break) means
     the lowest ``sample_idx``. Without a ``sample_idx`` column the order of the rows in the shards counts.
     """
-    shards = [shard for part in rollout_folders(Path(folder)) for shard in list_shards(part)]
+    shards = [
+        shard
+        for part in rollout_folders(Path(folder))
+        for shard in list_shards(part)
+        if not any(name.startswith(".") for name in shard.relative_to(part).parts[:-1])  # a .NAME.partial
+    ]
+    if not shards:
+        raise InputError(f"{folder}: no finished rollout here (only hidden, unfinished parts)")
     frames, offset = [], 0
     with progress() as bar:
         task = bar.add_task(description, total=len(shards))
@@ -79,7 +86,7 @@ def rollout_folders(folder: Path) -> list[Path]:
         except (OSError, ValueError) as err:
             raise InputError(f"{record}: not a readable rollout record ({err})") from None
     if not records:
-        return [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")] or [folder]
+        return [folder]
     check_slices(folder, records)
     return list(records)
 
