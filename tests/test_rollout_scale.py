@@ -228,3 +228,23 @@ def test_eval_model_samples_in_slices_then_scores_them_together(tmp_path, monkey
     results = pl.read_parquet(tmp_path / "eval" / "results.parquet")
     assert results.equals(pl.read_parquet(tmp_path / "whole" / "results.parquet"))
     assert results["samples"].to_list() == [2] * len(QUESTIONS)
+
+
+def test_sigterm_stops_a_run_like_an_error_so_finished_questions_are_flushed(tmp_path):
+    """Slurm preempts with SIGTERM: it becomes SystemExit, and a part writer leaving the block writes
+    what it holds (a plain SIGTERM would kill the process with the buffer unwritten)."""
+    import os
+    import signal
+
+    from offcurate.rollout.engines import rows_of, term_as_exit
+    from offcurate.rollout.generate import Completion
+    from offcurate.rollout.parts import PartWriter
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped, term_as_exit(), PartWriter(tmp_path, "t") as writer:
+        writer.add(rows_of(Job("q", "Q?", "", [], 0), [Completion("a", "stop", 1)], False))
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
+        pytest.fail("SIGTERM did not stop the block")
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert pl.read_parquet(tmp_path / "part-t-000000.parquet")["question_id"].to_list() == ["q"]
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
