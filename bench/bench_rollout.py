@@ -228,9 +228,12 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--k", type=int, default=8, help="samples per prompt")
     parser.add_argument("--new-tokens", type=int, default=2048)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     parser.add_argument("--append", type=Path, help="append the Markdown table to this file")
     parser.add_argument("--side", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.side:
         side, folder, prompts, k, new, tp, dp = args.side
         print("RESULT " + json.dumps(measure(side, Path(folder), *map(int, (prompts, k, new, tp, dp)))))
@@ -240,7 +243,7 @@ def main() -> None:
     if args.smoke:
         shapes, prompts, k, new = ["tiny"], 2, 2, 16
     elif args.cpu_cost:
-        shapes, prompts, k, new = ["cpu-small"], 16, 4, 64
+        shapes, prompts, k, new = ["cpu-small"], 16, args.k, 64
     else:
         shapes, prompts, k, new = args.shapes.split(","), args.prompts, args.k, args.new_tokens
     import importlib.util
@@ -250,7 +253,7 @@ def main() -> None:
     lines = [
         f"Device: {device} x {max(gpus, 1)}; torch {torch.__version__}; {PROMPT_WORDS}-word prompts, "
         f"k = {k}, {'bf16' if gpus else 'fp32'}, T 0.6 / top-p 0.95, seeds per question; generation only "
-        "(models loaded).",
+        f"(models loaded); {torch.get_num_threads()} CPU threads.",
         "",
         "| shape | prompts x k | new tokens | row | ours tokens/s | baseline tokens/s | ratio |",
         "|---|---|---|---|---|---|---|",
