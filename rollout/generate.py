@@ -45,8 +45,8 @@ class SamplingConfig:
     def __post_init__(self):
         if self.k < 1 or self.max_new_tokens < 1:
             raise OffcurateError("-k and --max-new-tokens must be at least 1")
-        if not (math.isfinite(self.temperature) and 0 <= self.temperature <= 100):
-            raise OffcurateError(f"--temperature must be a number in [0, 100], got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise OffcurateError(f"--temperature must be a finite number >= 0, got {self.temperature}")
         if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
             raise OffcurateError(f"--top-p must be a number in (0, 1], got {self.top_p}")
 
@@ -128,9 +128,9 @@ class Generation:
             return
         given = [name for name, on in server_only.items() if on]
         if given:
-            raise OffcurateError(f"{', '.join(given)} only apply to --backend openai")
+            raise OffcurateError(f"{', '.join(given)}: options of --backend openai only")
         if self.backend == "transformers" and self.vllm_options_given():
-            raise OffcurateError(f"{', '.join(self.vllm_options_given())} only apply to --backend vllm")
+            raise OffcurateError(f"{', '.join(self.vllm_options_given())}: options of --backend vllm only")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,8 +210,9 @@ class PartWriter:
 
 
 def run_token() -> str:
-    """Names this run's part files apart from a resumed run's: time and process id."""
-    return f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}"
+    """Names this run's part files apart from any other run's (a resumed run in the same second and
+    process would otherwise overwrite the parts it resumes from): time and a random suffix."""
+    return f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 ROLLOUT_CARD = """

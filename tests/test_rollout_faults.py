@@ -53,9 +53,9 @@ def assert_one_line(code, err, message):
 
 
 NOT_FINITE = {
-    "temperature_nan": (["--temperature", "nan"], "--temperature must be a number in [0, 100], got nan"),
-    "temperature_inf": (["--temperature", "inf"], "--temperature must be a number in [0, 100], got inf"),
-    "temperature_negative": (["--temperature", "-0.5"], "--temperature must be a number in [0, 100]"),
+    "temperature_nan": (["--temperature", "nan"], "--temperature must be a finite number >= 0, got nan"),
+    "temperature_inf": (["--temperature", "inf"], "--temperature must be a finite number >= 0, got inf"),
+    "temperature_negative": (["--temperature", "-0.5"], "--temperature must be a finite number >= 0, got -0"),
     "top_p_nan": (["--top-p", "nan"], "--top-p must be a number in (0, 1], got nan"),
     "top_p_zero": (["--top-p", "0"], "--top-p must be a number in (0, 1], got 0.0"),
     "top_p_above_one": (["--top-p", "1.5"], "--top-p must be a number in (0, 1]"),
@@ -89,10 +89,10 @@ REFUSED_BEFORE_ANYTHING = {
     "unknown_backend": (["--backend", "foo"], "--backend must be one of auto, transformers, vllm, openai"),
     "tensor_parallel_without_vllm": (["--tensor-parallel-size", "2"], "need the vLLM backend"),
     "vllm_option_on_transformers": (
-        ["--backend", "transformers", "--max-model-len", "64"], "--max-model-len only apply to --backend vllm"
+        ["--backend", "transformers", "--max-model-len", "64"], "--max-model-len: options of --backend vllm"
     ),
     "openai_without_endpoint": (["--backend", "openai"], "--backend openai needs --endpoint URL"),
-    "endpoint_without_openai": (["--endpoint", "http://x/v1"], "--endpoint only apply to --backend openai"),
+    "endpoint_without_openai": (["--endpoint", "http://x/v1"], "--endpoint: options of --backend openai"),
     "api_key_env_unset": (
         ["--backend", "openai", "--endpoint", "http://127.0.0.1:9/v1",
          "--api-key-env", "OFFCURATE_NO_SUCH_KEY"],
