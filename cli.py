@@ -254,13 +254,13 @@ def rollout(
     limit: Annotated[
         int | None, typer.Option(help="Only the first N questions (by question id); N >= 1.")
     ] = None,
-    seed: opts.Seed = 0,
-    resume: opts.Resume = False,
-    overwrite: Overwrite = False,
+    batch_size: opts.BatchSize = 64,
     backend: opts.Backend = "auto",
     device: opts.Device = "auto",
     dtype: opts.DType = "auto",
-    batch_size: opts.BatchSize = 64,
+    seed: opts.Seed = 0,
+    resume: opts.Resume = False,
+    overwrite: Overwrite = False,
     tensor_parallel_size: opts.TensorParallelSize = 1,
     data_parallel_size: opts.DataParallelSize = 1,
     max_model_len: opts.MaxModelLen = None,

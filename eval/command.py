@@ -77,12 +77,12 @@ def eval_command(
     max_new_tokens: opts.MaxNewTokens = 4096,
     temperature: opts.Temperature = 0.6,
     top_p: opts.TopP = 0.95,
-    seed: opts.Seed = 0,
-    resume: opts.Resume = False,
+    batch_size: opts.BatchSize = 64,
     backend: opts.Backend = "auto",
     device: opts.Device = "auto",
     dtype: opts.DType = "auto",
-    batch_size: opts.BatchSize = 64,
+    seed: opts.Seed = 0,
+    resume: opts.Resume = False,
     tensor_parallel_size: opts.TensorParallelSize = 1,
     data_parallel_size: opts.DataParallelSize = 1,
     max_model_len: opts.MaxModelLen = None,
@@ -101,10 +101,7 @@ def eval_command(
     class of equivalent answers (ties: the first seen, by sample_idx) is the gold. Writes results.parquet
     (one row per problem), summary.parquet and summary.json (one row per benchmark) and a card; problems
     without responses are listed, never dropped. With --model the answers are sampled first, exactly as
-    `offcurate rollout` does (chat template, k samples, resumable with --resume, the same engines), into
-    --responses. With --num-shards K, a job samples its slice into --responses (default
-    OUTPUT-responses/shard-I-of-K) and stops; once all K are done, `eval -b ... --responses
-    OUTPUT-responses -o OUTPUT` scores them together.
+    `offcurate rollout` does (chat template, k samples, resumable with --resume), into --responses.
 
     `--compare BASE TRAINED` reads two such folders and writes compare.parquet/compare.json (per-benchmark
     deltas, trained minus base) and radar.png (one axis per benchmark, one polygon per model;

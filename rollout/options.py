@@ -112,7 +112,9 @@ ShardIndex = Annotated[
 NumShards = Annotated[
     int,
     typer.Option(
-        rich_help_panel=NODES, help="Slices (one job each); put the K outputs under one parent folder."
+        rich_help_panel=NODES,
+        help="Slices (one job each); the K outputs under one parent are read as one. eval --model: "
+        "each samples into OUTPUT-responses/shard-I-of-K, then eval --responses scores them.",
     ),
 ]
 
