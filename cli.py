@@ -261,12 +261,28 @@ def rollout(
     seed: opts.Seed = 0,
     resume: opts.Resume = False,
     overwrite: Overwrite = False,
+    tensor_parallel_size: opts.TensorParallelSize = 1,
+    data_parallel_size: opts.DataParallelSize = 1,
+    max_model_len: opts.MaxModelLen = None,
+    gpu_memory_utilization: opts.GpuMemoryUtilization = None,
+    prompts_in_flight: opts.PromptsInFlight = None,
+    endpoint: opts.Endpoint = None,
+    api_key_env: opts.ApiKeyEnv = None,
+    concurrency: opts.Concurrency = None,
+    shard_index: opts.ShardIndex = 0,
+    num_shards: opts.NumShards = 1,
 ) -> None:
     """Sample k responses per question from a model: the base-model rollouts behind Figure 2.
 
     The question is the user turn of the model's chat template. Writes question_id, question, sample_idx,
     response, finish_reason, response_tokens shards: what `stats --base-rollouts` and `sample --bucket-by
-    base_pass_rate` build on. Interrupted? Run the same command with --resume.
+    base_pass_rate` build on. Interrupted? Run the same command with --resume. A question's samples are
+    seeded by (seed, question id), so slices, engines and resumed runs draw the samples of one run.
+
+    On GPUs: vLLM, one engine per `--tensor-parallel-size` GPUs, `--data-parallel-size` engines (8 GPUs:
+    TP x DP = 8). Tensor parallelism as computed for 32K-token samples on 80 GB GPUs (bf16, 16 samples
+    of 32K in flight per engine; README has the table): 1.5B and 7B: TP 1 (DP 8); 32B: TP 4 (DP 2).
+    Many nodes: `--shard-index I --num-shards K`, the K outputs under one parent folder.
     """
     from .rollout.stage import run_rollout
 
@@ -274,8 +290,12 @@ def rollout(
         raise typer.BadParameter("give the model to sample (a local folder or Hub id)", param_hint="--model")
     check_counts(("--limit", limit))
     run = opts.generation(
-        model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype
-    )
+        model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype,
+        tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+        max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+        prompts_in_flight=prompts_in_flight, endpoint=endpoint, api_key_env=api_key_env,
+        concurrency=concurrency, shard_index=shard_index, num_shards=num_shards,
+    )  # fmt: skip
     run_rollout(input, output, run, select=questions, limit=limit, resume=resume, overwrite=overwrite).print()
 
 

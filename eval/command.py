@@ -83,6 +83,16 @@ def eval_command(
     dtype: opts.DType = "auto",
     seed: opts.Seed = 0,
     resume: opts.Resume = False,
+    tensor_parallel_size: opts.TensorParallelSize = 1,
+    data_parallel_size: opts.DataParallelSize = 1,
+    max_model_len: opts.MaxModelLen = None,
+    gpu_memory_utilization: opts.GpuMemoryUtilization = None,
+    prompts_in_flight: opts.PromptsInFlight = None,
+    endpoint: opts.Endpoint = None,
+    api_key_env: opts.ApiKeyEnv = None,
+    concurrency: opts.Concurrency = None,
+    shard_index: opts.ShardIndex = 0,
+    num_shards: opts.NumShards = 1,
 ) -> None:
     """pass@1 and maj@k of sampled responses on benchmarks with gold answers; or compare two eval runs.
 
@@ -117,10 +127,20 @@ def eval_command(
     run = None  # the sampling options are checked before any benchmark is read
     if model is not None:
         run = opts.generation(
-            model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype
-        )
-    responses = responses or output.parent / f"{output.name}-responses"  # None only with --model
-    check_output(output, overwrite, (responses,))  # before sampling, so a refusal costs nothing
+            model, k, max_new_tokens, temperature, top_p, batch_size, seed, backend, device, dtype,
+            tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+            prompts_in_flight=prompts_in_flight, endpoint=endpoint, api_key_env=api_key_env,
+            concurrency=concurrency, shard_index=shard_index, num_shards=num_shards,
+        )  # fmt: skip
+    elif num_shards != 1 or shard_index != 0:
+        raise OffcurateError("--shard-index/--num-shards slice the sampling: they need --model")
+    sliced = run is not None and run.num_shards > 1
+    if responses is None:
+        parent = output.parent / f"{output.name}-responses"
+        responses = parent / f"shard-{shard_index}-of-{num_shards}" if sliced else parent
+    if not sliced:
+        check_output(output, overwrite, (responses,))  # before sampling, so a refusal costs nothing
     benchmarks = load_benchmarks(benchmark)
     if run is not None:
         from ..rollout.stage import rollout_questions
@@ -128,6 +148,17 @@ def eval_command(
         rollout_questions(
             benchmark_questions(benchmarks), responses, run, resume=resume, overwrite=overwrite
         ).print()
+    if sliced:
+        from ..curate.io.report import console
+
+        console.print(
+            f"slice {shard_index} of {num_shards} sampled into {responses}; when all {num_shards} are done, "
+            f"score them together: offcurate eval {' '.join(f'-b {b}' for b in benchmark)} "
+            f"--responses {responses.parent} -o {output}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     evaluate(
         benchmarks,
         responses,

@@ -2,7 +2,8 @@
 
     questions = load_questions(Path("data/voted"), select="all-positive")   # question_id, question
 
-Reads a ``vote`` output (its ``questions/`` table, so status and all-positive are known), or any folder of
+Reads a ``vote`` output (its ``questions/`` table, so status and all-positive are known; the K slices of a
+``vote --num-shards K`` under one parent are read together), or any folder of
 Parquet shards with a ``question`` column (``filter`` output, a ``sample`` mix): one row per question,
 ordered by question id, so a ``--limit`` takes the same hash-random subset every time.
 """
@@ -26,11 +27,13 @@ _SELECT_COLUMNS = {"status": ("string", is_string), "all_positive": ("bool", is_
 
 
 def _shards(path: Path) -> list[Path]:
-    """A vote output's questions/ table when there is one, else every shard under ``path``."""
+    """A vote output's questions/ table (or those of vote slices under one parent) when there is one,
+    else every shard under ``path``."""
     path = Path(path)
     if (path / "questions").is_dir():
         return list_shards(path / "questions")
-    return list_shards(path)
+    shards = list_shards(path)
+    return [p for p in shards if p.parent.name == "questions"] or shards
 
 
 def load_questions(path: Path, select: str = "ok", limit: int | None = None) -> pl.DataFrame:

@@ -1,7 +1,10 @@
 """Sampled responses ("rollout format") read as answers, and scored in the verify pool.
 
 Shared by ``offcurate stats --base-rollouts`` (base model vs the teacher's majority) and ``offcurate eval``
-(a model vs a benchmark's gold). A rollout folder holds Parquet shards with ``response`` and
+(a model vs a benchmark's gold). The K slice folders of ``rollout --num-shards K`` (or ``eval --model
+--num-shards K``) under one parent are read together, once their ``rollout.json`` records show one run:
+the same model and options, every slice present once, none unfinished. A rollout folder holds Parquet
+shards with ``response`` and
 ``question_id`` (or ``question``, from which the id is computed), optionally ``sample_idx``; other columns
 (``benchmark``, ``finish_reason``, ...) are ignored. Only the answer of each response is kept, extracted
 shard by shard, so the text never sits in memory all at once::
@@ -12,6 +15,7 @@ shard by shard, so the text never sits in memory all at once::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,7 +44,14 @@ def read_rollout_answers(folder: Path, description: str = "read responses") -> p
     Rows are sorted by question and sample index, so "first appearance" (the vote's tie-break) means
     the lowest ``sample_idx``. Without a ``sample_idx`` column the order of the rows in the shards counts.
     """
-    shards = list_shards(folder)
+    shards = [
+        shard
+        for part in rollout_folders(Path(folder))
+        for shard in list_shards(part)
+        if not any(name.startswith(".") for name in shard.relative_to(part).parts[:-1])  # a .NAME.partial
+    ]
+    if not shards:
+        raise InputError(f"{folder}: no finished rollout here (only hidden, unfinished parts)")
     frames, offset = [], 0
     with progress() as bar:
         task = bar.add_task(description, total=len(shards))
@@ -59,6 +70,56 @@ def read_rollout_answers(folder: Path, description: str = "read responses") -> p
             "pairs); each copy would be scored as another sample"
         )
     return answers.sort("question_id", "sample_idx", maintain_order=True)
+
+
+def rollout_folders(folder: Path) -> list[Path]:
+    """``folder`` itself, or the slice folders under it after checking they are the K slices of one run.
+
+    A folder that is no rollout output, or holds no slice records, is read as it is (any shards with the
+    rollout columns); hidden folders (an unfinished ``.NAME.partial``) are never read."""
+    if not folder.is_dir() or (folder / "rollout.json").is_file():
+        return [folder]
+    records = {}
+    for record in sorted(r for r in folder.glob("*/rollout.json") if not r.parent.name.startswith(".")):
+        try:
+            records[record.parent] = json.loads(record.read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"{record}: not a readable rollout record ({err})") from None
+    if not records:
+        return [folder]
+    check_slices(folder, records)
+    return list(records)
+
+
+def check_slices(parent: Path, records: dict[Path, dict]) -> None:
+    """The records under ``parent`` are the K slices of one run: same options, each slice once, all there."""
+    first_path, first = next(iter(records.items()))
+    apart = {"shard_index", "questions"}
+    for path, record in records.items():
+        changed = sorted(k for k in {**first, **record} if k not in apart and first.get(k) != record.get(k))
+        if changed:
+            name = changed[0]
+            raise InputError(
+                f"{parent}: {path.name} and {first_path.name} are not slices of one run "
+                f"({', '.join(changed)} differ: {name} {record.get(name)!r} vs {first.get(name)!r})"
+            )
+    shards = first.get("num_shards", 1)
+    seen: dict[int, Path] = {}
+    for path, record in records.items():
+        index = record.get("shard_index", 0)
+        if index in seen:
+            raise InputError(
+                f"{parent}: {seen[index].name} and {path.name} are both slice {index} of {shards}"
+            )
+        seen[index] = path
+    missing = sorted(set(range(shards)) - set(seen))
+    if missing:
+        unfinished = sorted(p.name for p in parent.glob(".*.partial"))
+        hint = f" (unfinished here: {', '.join(unfinished)}; finish them with --resume)" if unfinished else ""
+        raise InputError(
+            f"{parent}: slice{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of {shards} "
+            f"missing{hint}; a figure or score on part of the questions would pass for the whole"
+        )
 
 
 def _read_shard(path: Path, offset: int) -> pl.DataFrame:

@@ -1,162 +1,41 @@
 """``offcurate rollout``: sample k responses per question from a causal LM, resumable question by question.
 
     offcurate rollout -i data/voted -o data/rollouts --model Qwen/Qwen2.5-1.5B-Instruct -k 8
+    offcurate rollout ... --backend vllm --tensor-parallel-size 2 --data-parallel-size 4   # 8 GPUs
+    offcurate rollout ... --shard-index 3 --num-shards 16 -o data/rollouts/slice-03        # node 3 of 16
     offcurate stats -i data/voted -o data/stats --base-rollouts data/rollouts     # the blog's Figure 2
 
-The question is the user turn of the model's chat template (as in training). Questions are sorted by
-prompt length and cut into fixed batches, so a resumed run forms the same batches with the same seeds.
-Each finished batch is written as a part file (temporary name, then rename) into a hidden ``.OUT.partial``
-folder next to the output; ``--resume`` skips the batches already there (the sampling options must match).
-When every batch is done the parts become ``OUT/train-*.parquet`` (question_id, question, sample_idx,
-response, finish_reason, response_tokens: what ``stats --base-rollouts`` and ``eval`` read), atomically.
+The question is the user turn of the model's chat template (as in training). Before anything is created,
+every option, the backend, the device, the model's tokenizer (and a server's answer) are checked
+(``plan``), so a mistake leaves no hidden folder behind. Finished questions are written as they complete
+into a hidden ``.OUT.partial`` folder next to the output (``parts``); ``--resume`` skips them, and refuses
+a record that changed (model identity, sampling options, backend, device kind, dtype, numerics). When
+every question is done, the parts are merged by question id into ``OUT/train-*.parquet`` (question_id,
+question, sample_idx, response, finish_reason, response_tokens), atomically.
+
+Each question's samples are seeded by (seed, question id) alone, so one run, K slices, N engines and a
+resumed run draw the same samples (bit for bit with the transformers backend on the same hardware).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 import time
-import zlib
-from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..curate.io.card import write_card
-from ..curate.io.errors import InputError, OutputExistsError
+from ..curate.io.errors import InputError, OffcurateError
 from ..curate.io.output import output_lock, write_errors
-from ..curate.io.report import StageReport, progress
-from ..curate.io.shards import ShardWriter, atomic_output, check_output, shard_name
+from ..curate.io.report import StageReport, console, progress
+from ..curate.io.shards import check_output
+from ..curate.io.spill import question_hash
 from ..train.extra import require_train_extra
-from .generate import Completion, Generation, open_generator
+from .engines import EngineSpec, deal, load_generator, run_engine, run_engines, term_as_exit
+from .generate import Generation, Job, question_seed
+from .parts import Parts, run_token
+from .plan import Plan, model_identity, numerics, plan_engines
 from .questions import load_questions
-
-ROLLOUT_SCHEMA = pa.schema(
-    [
-        ("question_id", pa.string()),
-        ("question", pa.string()),
-        ("sample_idx", pa.int64()),
-        ("response", pa.string()),
-        ("finish_reason", pa.string()),
-        ("response_tokens", pa.int64()),
-    ]
-)
-SAMPLES_PER_SHARD = 50_000
-_THINK = "<think>\n"
-
-
-@dataclass(frozen=True)
-class RolloutOptions:
-    """Everything that decides which samples are drawn; a resumed run must repeat it exactly."""
-
-    model: str
-    k: int
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    seed: int
-    batch_size: int
-    questions: str  # digest of the question ids: a resumed run must sample the same questions
-
-
-def batch_seed(seed: int, first_question_id: str) -> int:
-    """Seed of one batch: fixed by the run seed and the batch's first question, whatever was resumed."""
-    return (seed * 1_000_003 + zlib.crc32(first_question_id.encode())) % 2**31
-
-
-def make_batches(prompt_lengths: list[int], k: int, batch_size: int) -> list[list[int]]:
-    """Question indices in batches of ``batch_size // k`` prompts (at least one), shortest prompts first,
-    so padding stays small; deterministic in the inputs (pure: unit-tested)."""
-    per_batch = max(1, batch_size // k)
-    order = sorted(range(len(prompt_lengths)), key=lambda i: (prompt_lengths[i], i))
-    return [order[i : i + per_batch] for i in range(0, len(order), per_batch)]
-
-
-def rows_of(
-    qids: list[str], questions: list[str], samples: list[list[Completion]], opens_think: bool
-) -> dict:
-    """Output rows of one batch. When the template's generation prompt already opened ``<think>``, the
-    stored response gets it back, so a sample cut inside its thinking reads as unfinished, not as answer."""
-    rows = {name: [] for name in ROLLOUT_SCHEMA.names}
-    for qid, question, completions in zip(qids, questions, samples):
-        for i, c in enumerate(completions):
-            rows["question_id"].append(qid)
-            rows["question"].append(question)
-            rows["sample_idx"].append(i)
-            rows["response"].append(_THINK + c.text if opens_think else c.text)
-            rows["finish_reason"].append(c.finish_reason)
-            rows["response_tokens"].append(c.tokens)
-    return rows
-
-
-class Parts:
-    """The hidden folder of finished batches: what is done, adding a batch atomically, the options."""
-
-    def __init__(self, output: Path, options: RolloutOptions, resume: bool, overwrite: bool):
-        self.folder = output.parent / f".{output.name}.partial"
-        record = self.folder / "rollout.json"
-        if self.folder.exists() and not resume:
-            if not overwrite:
-                raise OutputExistsError(
-                    f"{self.folder}: an unfinished rollout is there (pass --resume to continue it, "
-                    "or --overwrite to start over)"
-                )
-            shutil.rmtree(self.folder)
-        if resume and record.is_file():
-            saved = json.loads(record.read_text())
-            changed = [k for k, v in asdict(options).items() if saved.get(k) != v]
-            if changed:
-                raise InputError(
-                    f"--resume: {', '.join(changed)} differ from the unfinished run in {self.folder} "
-                    f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); samples would not match"
-                )
-        self.folder.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(asdict(options), indent=2))
-
-    def done(self) -> set[int]:
-        return {int(p.stem.split("-")[1]) for p in self.folder.glob("batch-*.parquet")}
-
-    def write(self, batch_no: int, rows: dict) -> None:
-        path = self.folder / f"batch-{batch_no:06d}.parquet"
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pydict(rows, ROLLOUT_SCHEMA), tmp, compression="zstd")
-        tmp.rename(path)
-
-    def finish(self, output: Path, overwrite: bool) -> tuple[int, dict[str, int]]:
-        """Stream the parts, in batch order, into output shards (atomically), then drop the hidden folder.
-
-        One part is in memory at a time, so a rollout of any size fits; readers sort by question and
-        sample themselves (``rollout.reader``), so no global sort is needed."""
-        parts = sorted(self.folder.glob("batch-*.parquet"))
-        rows = sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
-        count = max(1, -(-rows // SAMPLES_PER_SHARD))
-        reasons: Counter = Counter()
-        with atomic_output(output, overwrite) as tmp:
-            writers = [ShardWriter(tmp / shard_name(i, count), ROLLOUT_SCHEMA) for i in range(count)]
-            written = 0
-            for part in parts:
-                table = pq.read_table(part)
-                reasons.update(table.column("finish_reason").to_pylist())
-                while table.num_rows:
-                    room = SAMPLES_PER_SHARD - writers[written // SAMPLES_PER_SHARD].rows
-                    writers[written // SAMPLES_PER_SHARD].write(table.slice(0, room))
-                    written += min(room, table.num_rows)
-                    table = table.slice(room)
-            for writer in writers:
-                writer.close()
-            shutil.copy(self.folder / "rollout.json", tmp / "rollout.json")
-            write_card(
-                tmp,
-                "Model rollouts (offcurate rollout)",
-                ROLLOUT_CARD,
-                {"default": ("*.parquet", ROLLOUT_SCHEMA)},
-            )
-        shutil.rmtree(self.folder)
-        return rows, dict(reasons)
 
 
 def run_rollout(
@@ -170,8 +49,10 @@ def run_rollout(
 ) -> StageReport:
     """``offcurate rollout``: the selected questions of ``input_dir`` (see ``rollout_questions``)."""
     check_output(output, overwrite, (input_dir,))
+    require_train_extra("sampling a model (rollout, eval --model)")
+    plan = plan_engines(generation)
     questions = load_questions(input_dir, select, limit)
-    return rollout_questions(questions, output, generation, resume=resume, overwrite=overwrite)
+    return rollout_questions(questions, output, generation, resume=resume, overwrite=overwrite, plan=plan)
 
 
 def rollout_questions(
@@ -180,91 +61,170 @@ def rollout_questions(
     generation: Generation,
     resume: bool = False,
     overwrite: bool = False,
+    plan: Plan | None = None,
 ) -> StageReport:
-    """k samples for each distinct question of ``questions`` (columns question_id, question) into
-    ``output``; ``eval --model`` calls this with the benchmarks' problems."""
+    """k samples for each distinct question of ``questions`` (columns question_id, question) in this
+    run's slice into ``output``; ``eval --model`` calls this with the benchmarks' problems."""
     require_train_extra("sampling a model (rollout, eval --model)")
     output = Path(output)
     check_output(output, overwrite)
+    plan = plan or plan_engines(generation)
     output.parent.mkdir(parents=True, exist_ok=True)
     with write_errors(output), output_lock(output):  # one writer of the output and its .partial at a time
-        return _sample(questions, output, generation, resume, overwrite)
+        return _sample(questions, output, generation, plan, resume, overwrite)
+
+
+def slice_questions(questions: pl.DataFrame, shard_index: int, num_shards: int) -> pl.DataFrame:
+    """Distinct questions sorted by id, those of slice ``shard_index`` of ``num_shards`` (the question-hash
+    slicing of ``vote --shard-index``, so slice i of a vote and of a rollout hold the same questions)."""
+    questions = (
+        questions.select("question_id", "question").unique("question_id", keep="first").sort("question_id")
+    )
+    if num_shards == 1:
+        return questions
+    keep = question_hash(pl.col("question_id")) % num_shards == shard_index
+    return questions.filter(keep)
 
 
 def _sample(
-    questions: pl.DataFrame, output: Path, generation: Generation, resume: bool, overwrite: bool
+    questions: pl.DataFrame, output: Path, g: Generation, plan: Plan, resume: bool, overwrite: bool
 ) -> StageReport:
-    from ..train.data import ChatEncoder
     from ..train.model import load_tokenizer
     from ..train.tiny import TINY_MODEL, resolve_model
 
     report = StageReport("rollout", output=str(output))
-    questions = (
-        questions.select("question_id", "question").unique("question_id", keep="first").sort("question_id")
-    )
+    questions = slice_questions(questions, g.shard_index, g.num_shards)
     qids, texts = questions["question_id"].to_list(), questions["question"].to_list()
-    digest = hashlib.sha256("\n".join(qids).encode()).hexdigest()[:16]
-    g, sampling, seed = generation, generation.sampling, generation.seed
-    options = RolloutOptions(
-        g.model,
-        sampling.k,
-        sampling.max_new_tokens,
-        sampling.temperature,
-        sampling.top_p,
-        seed,
-        g.batch_size,
-        digest,
-    )
-    parts = Parts(output, options, resume, overwrite)
-    source = resolve_model(g.model, parts.folder / TINY_MODEL, seed=seed)
-    encoder = ChatEncoder(load_tokenizer(source))
-    prompts = [encoder.prompt_text(q) for q in texts]
-    lengths = [len(ids) for ids in encoder.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    batches = make_batches(lengths, sampling.k, g.batch_size)
-    done = parts.done()
-    todo = [b for b in range(len(batches)) if b not in done]
-
-    generated, started = 0, time.perf_counter()
-    if todo:
-        generator = open_generator(source, g.backend, g.device, g.dtype, tokenizer=encoder.tokenizer)
-        with progress() as bar:
-            task = bar.add_task("rollout: questions", total=len(qids))
-            bar.advance(task, sum(len(batches[b]) for b in done))
-            for b in todo:
-                idx = batches[b]
-                samples = generator.generate(
-                    [prompts[i] for i in idx], sampling, batch_seed(seed, qids[idx[0]])
-                )
-                generated += sum(c.tokens for cs in samples for c in cs)
-                parts.write(
-                    b,
-                    rows_of(
-                        [qids[i] for i in idx], [texts[i] for i in idx], samples, encoder.prompt_opens_think
-                    ),
-                )
-                rate = generated / (time.perf_counter() - started)
-                bar.update(task, advance=len(idx), description=f"rollout: {rate:,.0f} tok/s")
-    seconds = time.perf_counter() - started
-    samples_written, reasons = parts.finish(output, overwrite)
+    tiny = g.model == TINY_MODEL
+    if tiny and plan.backend == "openai":
+        raise OffcurateError("--backend openai: give the folder or Hub id the server serves, not tiny-random")
+    prepared = None if tiny else _prepare(g.model, load_tokenizer(g.model), qids, texts, g)
+    server = _connect(g, plan, prepared) if plan.backend == "openai" and prepared and prepared[1] else None
+    identity = f"tiny-random (seed {g.seed})" if tiny else model_identity(g.model, g.model)
+    sampling = g.sampling
+    record = {
+        "model": g.model,
+        "model_identity": identity,
+        "k": sampling.k,
+        "max_new_tokens": sampling.max_new_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "seed": g.seed,
+        **numerics(g, plan),
+        "questions": hashlib.sha256("\n".join(qids).encode()).hexdigest()[:16],
+        "shard_index": g.shard_index,
+        "num_shards": g.num_shards,
+    }
+    parts = Parts(output, record, resume, overwrite)
+    try:
+        source = resolve_model(g.model, parts.folder / TINY_MODEL, seed=g.seed) if tiny else g.model
+        if prepared is None:
+            prepared = _prepare(source, load_tokenizer(source), qids, texts, g)
+        encoder, jobs = prepared
+        max_model_len = _context(source, jobs, g) if plan.backend == "vllm" else None
+        done = parts.done()
+        todo = [job for job in jobs if job.question_id not in done]
+        spec = EngineSpec(
+            source, g, plan, max_model_len, parts.folder, run_token(), encoder.prompt_opens_think
+        )
+        generated, seconds = _run(spec, todo, len(jobs), encoder.tokenizer, server)
+        samples, reasons = parts.finish(output, overwrite, len(jobs))
+    except BaseException:
+        parts.discard_if_unused()
+        raise
     report.counts.update(
         {
             "model": g.model,
-            "questions": len(qids),
-            "questions resumed (already sampled)": sum(len(batches[b]) for b in done),
-            "samples": samples_written,
+            "backend": f"{plan.backend} ({plan.hardware}, {plan.dtype})"
+            if plan.backend != "openai"
+            else "openai",
+            "engines": plan.engines,
+            "questions": len(jobs),
+            "questions resumed (already sampled)": len(jobs) - len(todo),
+            "samples": samples,
             "finished (stop token)": reasons.get("stop", 0),
             "cut at --max-new-tokens": reasons.get("length", 0),
             "generated tokens (this run)": generated,
             "generated tokens/s": generated / seconds if todo and seconds > 0 else 0.0,
         }
     )
+    if g.num_shards > 1:
+        report.counts["slice"] = f"{g.shard_index} of {g.num_shards}"
     return report.finish()
 
 
-ROLLOUT_CARD = """
-k samples per question from one model (see `rollout.json` for the model and sampling options). Columns:
-`question_id` (the id `offcurate filter` gives the question), `question`, `sample_idx` (0..k-1), `response`
-(the generated assistant turn; `<think>` restored when the chat template opened it), `finish_reason`
-(`stop`: the model ended its turn; `length`: cut at `--max-new-tokens`), `response_tokens`.
-`offcurate stats --base-rollouts` scores these against the majority answers (the blog's Figure 2).
-"""
+def _prepare(source: str, tokenizer, qids: list[str], texts: list[str], g: Generation):
+    """The chat encoder and one ``Job`` per question (prompt text, ids, seed)."""
+    from ..train.data import ChatEncoder
+
+    encoder = ChatEncoder(tokenizer)
+    prompts = [encoder.prompt_text(q) for q in texts]
+    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
+    jobs = [
+        Job(qid, text, prompt, list(prompt_ids), question_seed(g.seed, qid))
+        for qid, text, prompt, prompt_ids in zip(qids, texts, prompts, ids)
+    ]
+    return encoder, jobs
+
+
+def _connect(g: Generation, plan: Plan, prepared):
+    """The server's generator, probed with the first question (one-line errors before anything exists)."""
+    from .openai_client import OpenAIGenerator
+
+    encoder, jobs = prepared
+    server = OpenAIGenerator(g, encoder.prompt_opens_think, encoder.tokenizer)
+    server.connect(jobs[0])
+    return server
+
+
+def _context(source: str, jobs: list[Job], g: Generation) -> int:
+    """vLLM's ``max_model_len``: fitted to the prompts (``vllm_engine.fitted_max_model_len``)."""
+    from ..train.model import load_config
+    from .vllm_engine import fitted_max_model_len
+
+    positions = getattr(load_config(source), "max_position_embeddings", None)
+    longest = max((len(job.prompt_ids) for job in jobs), default=0)
+    context = fitted_max_model_len(longest, g.sampling.max_new_tokens, positions, g.max_model_len)
+    too_long = next((job for job in jobs if len(job.prompt_ids) >= context), None)
+    if too_long is not None:
+        raise InputError(
+            f"question {too_long.question_id}: its prompt has {len(too_long.prompt_ids)} tokens, "
+            f"the engine's context is {context} (--max-model-len); nothing would be generated"
+        )
+    if g.max_model_len is None and positions and longest + g.sampling.max_new_tokens > positions:
+        console.print(
+            f"the model has {positions} positions: samples of the longest prompts stop at that length "
+            "(finish_reason length)",
+            style="yellow",
+        )
+    return context
+
+
+def _run(spec: EngineSpec, todo: list[Job], total: int, tokenizer, server) -> tuple[int, float]:
+    """Sample ``todo`` on the planned engines with a progress bar; (generated tokens, seconds of
+    generation: the clock starts once every engine has loaded its model)."""
+    generated, started = 0, time.perf_counter()
+    if not todo:
+        return 0, 0.0
+    with progress() as bar, term_as_exit():
+        task = bar.add_task("rollout: loading the model", total=total, completed=total - len(todo))
+
+        def on_ready() -> None:
+            nonlocal started
+            started = time.perf_counter()
+            bar.update(task, description="rollout: questions")
+
+        def on_question(tokens: int) -> None:
+            nonlocal generated
+            generated += tokens
+            rate = generated / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, advance=1, description=f"rollout: {rate:,.0f} tok/s")
+
+        dealt = [jobs for jobs in deal(todo, spec.plan.engines, spec.generation.num_shards) if jobs]
+        if len(dealt) == 1:
+            generator = server or load_generator(spec, tokenizer)
+            on_ready()
+            run_engine(spec, dealt[0], on_question, generator)
+        else:
+            run_engines(spec, dealt, on_question, on_ready)
+    return generated, time.perf_counter() - started

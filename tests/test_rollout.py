@@ -1,7 +1,8 @@
-"""``rollout``: question selection, batching and seeds, stop handling, the vLLM adapter, resume, bad input.
+"""``rollout``: question selection, seeds, stop handling, the vLLM adapter, resume, bad input.
 
 The transformers path runs for real on a tiny random-init model (CPU); vLLM is not installed here, so its
-adapter is driven through a stand-in module that records what it was asked.
+adapter is driven through a stand-in module that records what it was asked (the GPU rows of
+bench/bench_rollout.py run the real one). Scale (slices, engines, the merge): test_rollout_scale.py.
 """
 
 import errno
@@ -19,16 +20,21 @@ pytest.importorskip("transformers")
 
 from offcurate.curate.io.errors import InputError, OffcurateError, OutputExistsError  # noqa: E402
 from offcurate.curate.io.ids import question_id  # noqa: E402
+from offcurate.rollout import parts as parts_module  # noqa: E402
 from offcurate.rollout import stage as rollout_module  # noqa: E402
+from offcurate.rollout.engines import rows_of  # noqa: E402
 from offcurate.rollout.generate import (  # noqa: E402
     Completion,
     Generation,
+    Job,
     SamplingConfig,
-    VLLMGenerator,
     cut_at_stop,
     pick_backend,
+    question_seed,
+    sample_calls,
 )
-from offcurate.rollout.stage import batch_seed, make_batches, rows_of, run_rollout  # noqa: E402
+from offcurate.rollout.stage import run_rollout  # noqa: E402
+from offcurate.rollout.vllm_engine import VLLMGenerator  # noqa: E402
 
 GROUPS = {
     "What is 1+1?": ["2", "2", "2", "2"],  # all-positive
@@ -66,16 +72,18 @@ def test_cut_at_stop(ids, stop, expected):
     assert cut_at_stop(ids, stop) == expected
 
 
-def test_batches_shortest_first_and_whole_questions():
-    assert make_batches([30, 10, 20, 10, 50], k=4, batch_size=8) == [[1, 3], [2, 0], [4]]
-    assert make_batches([5, 5], k=16, batch_size=8) == [[0], [1]]  # k > batch size: one prompt a call
-    assert batch_seed(3, "abc") == batch_seed(3, "abc") != batch_seed(3, "abd") != batch_seed(4, "abc")
+def test_a_question_is_sampled_in_calls_of_its_own_with_its_own_seed():
+    assert sample_calls(8, 64) == [(0, 8)]  # k samples of one prompt: one call, no padding
+    assert sample_calls(5, 2) == [(0, 2), (2, 2), (4, 1)]  # k > --batch-size: calls of at most that
+    assert question_seed(3, "abc") == question_seed(3, "abc") != question_seed(3, "abd")
+    assert question_seed(3, "abc") != question_seed(4, "abc")
+    assert 0 <= question_seed(2**40, "x") < 2**62  # room for seed + sample index in an int64
 
 
 @pytest.mark.parametrize("opens_think, prefix", [(True, "<think>\n"), (False, "")])
 def test_rows_restore_think(opens_think, prefix):
-    samples = [[Completion("a</think> \\boxed{2}", "stop", 5), Completion("cut", "length", 6)]]
-    rows = rows_of(["q1"], ["What?"], samples, opens_think)
+    samples = [Completion("a</think> \\boxed{2}", "stop", 5), Completion("cut", "length", 6)]
+    rows = rows_of(Job("q1", "What?", "p", [1], 7), samples, opens_think)
     assert rows["response"] == [prefix + "a</think> \\boxed{2}", prefix + "cut"]
     assert (rows["sample_idx"], rows["finish_reason"], rows["response_tokens"]) == (
         [0, 1],
@@ -94,23 +102,33 @@ def test_backend_choice():
 
 
 def test_vllm_adapter_maps_outputs(monkeypatch):
-    calls = {}
+    """A stand-in ``vllm`` module: the adapter's calls (engine arguments, one request per question with
+    n = k and the question's seed, prompt token ids) and its reading of finished outputs."""
+    calls = {"requests": []}
+
+    class Engine:
+        def __init__(self):
+            self.queue = []
+
+        def add_request(self, request_id, prompt, params):
+            calls["requests"].append((request_id, prompt, params.kwargs))
+            self.queue.append((request_id, params.kwargs["n"]))
+
+        def step(self):
+            request_id, n = self.queue.pop()  # finishes the newest first: any order must do
+
+            def completion(i):
+                reason = "length" if i else "stop"
+                ids = [1] * (i + 2)  # a stop token ends "stop" samples: it is not counted
+                return types.SimpleNamespace(text=f"{request_id}-{i}", finish_reason=reason, token_ids=ids)
+
+            outputs = [completion(i) for i in range(n)]
+            return [types.SimpleNamespace(request_id=request_id, finished=True, outputs=outputs)]
 
     class LLM:
-        def __init__(self, model, dtype):
-            calls["init"] = (model, dtype)
-
-        def generate(self, prompts, params, use_tqdm):
-            calls["generate"] = (prompts, params.kwargs)
-
-            def completion(prompt, i):
-                reason = "length" if i else "stop"
-                return types.SimpleNamespace(
-                    text=f"{prompt}-{i}", finish_reason=reason, token_ids=[1] * (i + 1)
-                )
-
-            n = params.kwargs["n"]
-            return [types.SimpleNamespace(outputs=[completion(p, i) for i in range(n)]) for p in prompts]
+        def __init__(self, **kwargs):
+            calls["init"] = kwargs
+            self.llm_engine = Engine()
 
     class SamplingParams:
         def __init__(self, **kwargs):
@@ -121,13 +139,24 @@ def test_vllm_adapter_maps_outputs(monkeypatch):
     fake.__spec__ = importlib.machinery.ModuleSpec("vllm", None)
     monkeypatch.setitem(sys.modules, "vllm", fake)
     assert pick_backend("auto", cuda=True) == "vllm" and pick_backend("auto", cuda=False) == "transformers"
-    got = VLLMGenerator("some/model").generate(["p", "q"], SamplingConfig(k=2, max_new_tokens=9), seed=7)
-    assert calls["init"] == ("some/model", "bfloat16")
-    assert calls["generate"][1] == {"n": 2, "temperature": 0.6, "top_p": 0.95, "max_tokens": 9, "seed": 7}
-    assert got == [
-        [Completion("p-0", "stop", 1), Completion("p-1", "length", 2)],
-        [Completion("q-0", "stop", 1), Completion("q-1", "length", 2)],
+    g = Generation("some/model", SamplingConfig(k=2, max_new_tokens=9), seed=5, tensor_parallel_size=2)
+    jobs = [Job("a", "A?", "pa", [4, 5, 6], 100), Job("b", "B?", "pb", [7], 200)]
+    got = dict(VLLMGenerator("some/model", g, "bf16", max_model_len=11).stream(jobs, g.sampling))
+    assert calls["init"] == {
+        "model": "some/model", "dtype": "bfloat16", "tensor_parallel_size": 2, "max_model_len": 11,
+        "gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "seed": 5, "disable_log_stats": True,
+    }  # fmt: skip
+    assert [(r[0], r[1]) for r in calls["requests"]] == [
+        ("0", {"prompt_token_ids": [4, 5, 6]}),
+        ("1", {"prompt_token_ids": [7]}),
     ]
+    first = {"n": 2, "temperature": 0.6, "top_p": 0.95, "max_tokens": 8, "seed": 100}
+    assert calls["requests"][0][2] == first
+    assert calls["requests"][1][2]["max_tokens"] == 9  # 1 + 9 fits the context of 11
+    assert got == {
+        0: [Completion("0-0", "stop", 1), Completion("0-1", "length", 3)],
+        1: [Completion("1-0", "stop", 1), Completion("1-1", "length", 3)],
+    }
 
 
 def test_rollout_writes_k_samples_per_selected_question(voted, tmp_path):
@@ -150,31 +179,37 @@ def test_ok_selection_and_limit(voted, tmp_path):
     assert sorted(set(read(tmp_path / "roll")["question_id"])) == ok[:3]
 
 
+def interrupt_after(monkeypatch, questions: int):
+    """Make the next run's engine stop (Ctrl-C) once it has finished ``questions`` questions."""
+    real = rollout_module.load_generator
+
+    def loading(*args, **kwargs):
+        gen = real(*args, **kwargs)
+        original = gen.stream
+
+        def stream(jobs, sampling):
+            for n, item in enumerate(original(jobs, sampling)):
+                if n == questions:
+                    raise KeyboardInterrupt
+                yield item
+
+        gen.stream = stream
+        return gen
+
+    monkeypatch.setattr(rollout_module, "load_generator", loading)
+    return real
+
+
 def test_resume_gives_the_uninterrupted_result(voted, tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     run_rollout(voted, straight, tiny(2), select="ok")
 
-    real = rollout_module.open_generator
     interrupted = tmp_path / "interrupted"
-
-    def failing_after_one(*args, **kwargs):
-        gen, calls = real(*args, **kwargs), []
-        original = gen.generate
-
-        def generate(*a, **k):
-            calls.append(1)
-            if len(calls) > 1:
-                raise KeyboardInterrupt
-            return original(*a, **k)
-
-        gen.generate = generate
-        return gen
-
-    monkeypatch.setattr(rollout_module, "open_generator", failing_after_one)
+    real = interrupt_after(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         run_rollout(voted, interrupted, tiny(2), select="ok")
     assert not interrupted.exists()
-    monkeypatch.setattr(rollout_module, "open_generator", real)
+    monkeypatch.setattr(rollout_module, "load_generator", real)
     with pytest.raises(OutputExistsError, match="--resume"):
         run_rollout(voted, interrupted, tiny(2), select="ok")
     with pytest.raises(InputError, match="k differ"):
@@ -209,7 +244,7 @@ def test_input_without_questions(tmp_path):
 
 def test_parts_stream_into_shards_of_bounded_size(voted, tmp_path, monkeypatch):
     run_rollout(voted, tmp_path / "one", tiny(2), select="ok")
-    monkeypatch.setattr(rollout_module, "SAMPLES_PER_SHARD", 3)
+    monkeypatch.setattr(parts_module, "SAMPLES_PER_SHARD", 3)
     report = run_rollout(voted, tmp_path / "many", tiny(2), select="ok")
     shards = sorted((tmp_path / "many").glob("*.parquet"))
     assert [s.name for s in shards] == [f"train-{i:05d}-of-00003.parquet" for i in range(3)]
