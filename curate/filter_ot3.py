@@ -51,6 +51,12 @@ INPUT_COLUMNS = {
 }
 
 
+def bools(mask: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as numpy, null = False (without ``to_numpy(zero_copy_only=False)``, whose
+    first call imports pandas: ~0.5 s of CPU in every worker)."""
+    return pc.fill_null(mask, False).cast(pa.uint8()).to_numpy().astype(bool)
+
+
 def _first_per_row(rows: np.ndarray, positions: np.ndarray, count: int) -> np.ndarray:
     """For turns given as (row, position) sorted by position, the first position of each row; -1 if none."""
     first = np.full(count, -1, dtype=np.int64)
@@ -114,12 +120,12 @@ class OpenThoughts3:
         domain = batch.column("domain")
         conversations = batch.column("conversations")
         wanted = pc.is_in(domain, value_set=pa.array(sorted(self.domains), domain.type))
-        reason = np.where(pc.fill_null(wanted, False).to_numpy(zero_copy_only=False), 0, 1).astype(np.int8)
+        reason = np.where(bools(wanted), 0, 1).astype(np.int8)
 
         offsets = conversations.offsets.to_numpy()
         turns = conversations.values.slice(offsets[0], offsets[-1] - offsets[0])
         lengths = np.diff(offsets)
-        usable = conversations.is_valid().to_numpy(zero_copy_only=False) & (lengths > 0)
+        usable = bools(conversations.is_valid()) & (lengths > 0)
         reason[(reason == 0) & ~usable] = 2
         rows = np.repeat(np.arange(n), lengths)
         positions = np.arange(len(turns), dtype=np.int64)
@@ -127,8 +133,7 @@ class OpenThoughts3:
         present = turns.is_valid()
         asks = pc.and_(present, pc.is_in(speaker, value_set=pa.array(QUESTION_ROLES, speaker.type)))
         answers = pc.and_(present, pc.is_in(speaker, value_set=pa.array(TEACHER_ROLES, speaker.type)))
-        asks = pc.fill_null(asks, False).to_numpy(zero_copy_only=False)
-        answers = pc.fill_null(answers, False).to_numpy(zero_copy_only=False)
+        asks, answers = bools(asks), bools(answers)
         question = _first_per_row(rows[asks], positions[asks], n)
         after = answers & (positions > question[rows]) & (question[rows] >= 0)
         teacher = _first_per_row(rows[after], positions[after], n)
@@ -147,14 +152,10 @@ class OpenThoughts3:
         if blank.any():
             candidates, questions = candidates[~blank], questions.filter(pa.array(~blank))
             responses = responses.filter(pa.array(~blank))
+        columns = [questions, responses, batch.column("source").take(candidates)]
+        columns.append(batch.column("difficulty").take(candidates))
         canonical = pa.RecordBatch.from_arrays(
-            [
-                questions.cast(pa.string()),
-                responses.cast(pa.string()),
-                batch.column("source").take(candidates).cast(pa.string()),
-                batch.column("difficulty").take(candidates).cast(pa.int64()),
-            ],
-            schema=CANONICAL,
+            [c if c.type == f.type else c.cast(f.type) for c, f in zip(columns, CANONICAL)], schema=CANONICAL
         )
         return canonical, self._reasons(reason, domain)
 

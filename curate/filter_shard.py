@@ -16,6 +16,7 @@ the whole table; if the splice is refused or does not read back, the shard is en
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .answers.extract import THINK_CLOSE, THINK_OPEN
+from .answers.extract import TAIL_BYTES, THINK_CLOSE, THINK_OPEN
+from .filter_ot3 import bools
 from .io.ids import question_id
 from .io.shards import ROW_GROUP_ROWS, ShardWriter, iter_batches
 from .io.splice import splice_columns
@@ -62,23 +64,31 @@ class ShardIndex:
 
 
 def response_digests(responses: pa.Array) -> np.ndarray:
-    """blake2b (8 bytes) of each string's UTF-8 bytes, read in place from the Arrow buffer, as uint64."""
+    """blake2b (8 bytes) of each string's UTF-8 bytes, hashed in place in the Arrow buffer (hashlib
+    releases the GIL while it hashes), as uint64."""
     width = 8 if pa.types.is_large_string(responses.type) else 4
     _, offsets, data = responses.buffers()
     count, skip = len(responses) + 1, responses.offset * width
-    ends = np.frombuffer(offsets, dtype=f"<i{width}", count=count, offset=skip)
+    ends = np.frombuffer(offsets, dtype=f"<i{width}", count=count, offset=skip).tolist()
     view = memoryview(data) if data is not None else memoryview(b"")
     digests = b"".join(
-        hashlib.blake2b(view[start:end], digest_size=8).digest()
-        for start, end in zip(ends[:-1].tolist(), ends[1:].tolist())
+        hashlib.blake2b(view[start:end], digest_size=8).digest() for start, end in zip(ends[:-1], ends[1:])
     )
     return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
 def finished(responses: pa.Array) -> pa.Array:
-    """``extract.is_finished`` over a column: a ``</think>`` anywhere, or no ``<think>`` at all."""
-    closed = pc.match_substring(responses, THINK_CLOSE)
-    return pc.or_(closed, pc.invert(pc.match_substring(responses, THINK_OPEN)))
+    """``extract.is_finished`` over a column: a ``</think>`` anywhere, or no ``<think>`` at all. Looked
+    for in each trace's last ``TAIL_BYTES`` first, where it sits; only the other traces are searched whole
+    (a match in the bytes is a match in the text: UTF-8 never puts ASCII bytes inside a character)."""
+    binary = responses.view(pa.large_binary() if pa.types.is_large_string(responses.type) else pa.binary())
+    done = bools(pc.match_substring(pc.binary_slice(binary, -TAIL_BYTES), THINK_CLOSE))
+    rest = np.flatnonzero(~done)
+    if rest.size:
+        whole = binary.take(rest)
+        closed = bools(pc.match_substring(whole, THINK_CLOSE))
+        done[rest] = closed | ~bools(pc.match_substring(whole, THINK_OPEN))
+    return pa.array(done, pa.bool_())
 
 
 class _Ids:
@@ -95,13 +105,19 @@ class _Ids:
         return [cache.get(q) or cache.setdefault(q, question_id(q)) for q in questions]
 
 
-def index_shard(path: Path, raw, text_path: Path) -> ShardIndex:
+class Stopped(Exception):
+    """Another shard failed or the run was interrupted: this one gives up (``filter._each_shard``)."""
+
+
+def index_shard(path: Path, raw, text_path: Path, stop: threading.Event | None = None) -> ShardIndex:
     """Pass 1 for one shard (see the module doc); ``raw`` is the layout's reader (``columns``, ``read``).
-    Writes ``text_path`` only if some row is kept."""
+    Writes ``text_path`` only if some row is kept; gives up at the next record batch once ``stop`` is set."""
     index, ids = ShardIndex(), _Ids()
     question_ids, digests, pending, waiting = [], [], [], 0
     writer = None
-    for batch in iter_batches(path, columns=list(raw.columns)):
+    for batch in iter_batches(path, columns=list(raw.columns), threads=False):
+        if stop is not None and stop.is_set():
+            raise Stopped(path)
         index.rows += batch.num_rows
         kept, reasons = raw.read(batch)
         if reasons.null_count < len(reasons):

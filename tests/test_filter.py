@@ -164,3 +164,39 @@ def test_domain_option_keeps_other_domains(tmp_path):
     write_ot3(tmp_path / "raw", [_rows()])
     report = run_filter(tmp_path / "raw", tmp_path / "out", domains=("math", "code"))
     assert report.counts["kept trajectories"] == 9
+
+
+TAIL = 8192
+FINISHED_CASES = {
+    "closed": "<think>a</think>b",
+    "cut_inside": "<think>abc",
+    "no_tags": "plain text",
+    "empty": "",
+    "long_final_part": "<think>a</think>" + "é" * TAIL,
+    "close_straddles_tail_edge": "<think>" + "x" * 10 + "</think>" + "y" * (TAIL - 4),
+    "open_far_back_cut": "<think>" + "日" * TAIL,
+    "close_far_back_without_open": "</think>" + "z" * (2 * TAIL),
+    "open_after_close": "<think>a</think>b<think>c",
+}
+
+
+def test_finished_column_is_is_finished():
+    """``filter_shard.finished`` looks in each trace's tail first; every shape agrees with the rule."""
+    from offcurate.curate.answers.extract import is_finished
+    from offcurate.curate.filter_shard import finished
+
+    texts = list(FINISHED_CASES.values())
+    for array in (pa.array(texts), pa.array(texts, pa.large_string()), pa.array(["pad", *texts]).slice(1)):
+        got = dict(zip(FINISHED_CASES, finished(array).to_pylist()))
+        assert got == {name: is_finished(text) for name, text in FINISHED_CASES.items()}
+
+
+def test_response_digests_are_blake2b_of_the_utf8_bytes():
+    import hashlib
+
+    from offcurate.curate.filter_shard import response_digests
+
+    texts = ["é" * 3000, "", "abc", "日本" * 700]
+    want = [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big") for t in texts]
+    for array in (pa.array(texts), pa.array(texts, pa.large_string()), pa.array(["pad", *texts]).slice(1)):
+        assert response_digests(array).tolist() == want

@@ -252,3 +252,23 @@ def test_batch_reader_decides_each_row_as_the_row_rule(corpus):
             assert kept.column("response").to_pylist() == [r for _, r in pairs]
             sources = [r["source"] for r, (keep, _) in zip(rows, want) if keep]
             assert kept.column("source").to_pylist() == sources
+
+
+def test_a_corrupt_shard_stops_every_worker_and_leaves_no_output(corpus, tmp_path):
+    """A page that cannot be decoded in one shard: one line naming that file; the other threads give
+    up, and nothing is left where the output would be."""
+    from offcurate.curate.io.errors import InputError
+
+    raw, _, _ = corpus
+    broken = tmp_path / "raw"
+    broken.mkdir()
+    for path in list_shards(raw):
+        (broken / path.name).write_bytes(path.read_bytes())
+    victim = list_shards(broken)[1]
+    data = bytearray(victim.read_bytes())
+    middle = len(data) // 3
+    data[middle : middle + 4096] = bytes(4096)  # zeros over compressed pages; the footer stays readable
+    victim.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=victim.name):
+        run_filter(broken, tmp_path / "out", workers=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
