@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .filter_shard import bools
 from .io.shards import is_integer, is_string
 
 QUESTION_ROLES = ("human", "user")
@@ -49,12 +50,6 @@ INPUT_COLUMNS = {
     "domain": ("string", is_string),
     "conversations": ("list<struct<from: string, value: string>>", _is_conversations),
 }
-
-
-def bools(mask: pa.Array) -> np.ndarray:
-    """A boolean Arrow array as numpy, null = False (without ``to_numpy(zero_copy_only=False)``, whose
-    first call imports pandas: ~0.5 s of CPU in every worker)."""
-    return pc.fill_null(mask, False).cast(pa.uint8()).to_numpy().astype(bool)
 
 
 def _first_per_row(rows: np.ndarray, positions: np.ndarray, count: int) -> np.ndarray:

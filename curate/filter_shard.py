@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .answers.extract import TAIL_BYTES, THINK_CLOSE, THINK_OPEN
-from .filter_ot3 import bools
 from .io.ids import question_id
 from .io.shards import ROW_GROUP_ROWS, ShardWriter, iter_batches
 from .io.splice import splice_columns
@@ -61,6 +60,12 @@ class ShardIndex:
     @property
     def kept(self) -> int:
         return len(self.question_ids)
+
+
+def bools(mask: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as numpy, null = False (without ``to_numpy(zero_copy_only=False)``, whose
+    first call imports pandas: ~0.5 s of CPU in every worker)."""
+    return pc.fill_null(mask, False).cast(pa.uint8()).to_numpy().astype(bool)
 
 
 def response_digests(responses: pa.Array) -> np.ndarray:
