@@ -103,7 +103,7 @@ def filter_(
         list[str], typer.Option("--domain", help="Domains to keep (repeat the option for several).")
     ] = ["math"],  # noqa: B006
     workers: Annotated[
-        int | None, typer.Option(help="Processes reading shards in parallel (default: all cores).")
+        int | None, typer.Option(help="Threads reading shards in parallel (default: one per core).")
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -211,7 +211,7 @@ def pipeline(
         typer.Option("-i", "--input", help="Raw OpenThoughts3 shards (default: the embedded sample)."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Filtering and labeling processes (default: all cores).")
+        int | None, typer.Option(help="filter threads and vote processes (default: one per core).")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per math-verify parse/compare.")] = 2.0,
     base_rollouts: Annotated[
