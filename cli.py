@@ -102,17 +102,22 @@ def filter_(
     domain: Annotated[
         list[str], typer.Option("--domain", help="Domains to keep (repeat the option for several).")
     ] = ["math"],  # noqa: B006
+    workers: Annotated[
+        int | None, typer.Option(help="Threads reading shards in parallel (default: one per core).")
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Keep the math domain: one row per trajectory with a stable question id.
 
     Reads OpenThoughts3 columns difficulty, source, domain, conversations (roles human/user then
     gpt/assistant). Writes question_id, sample_idx, question, response, source, difficulty, finished.
-    Rows that cannot be used are dropped and counted by reason; identical trajectories are kept.
+    Rows that cannot be used are dropped and counted by reason; identical trajectories are kept. Each
+    shard is read once; the output is the same for any number of workers.
     """
     from .curate.filter import run_filter
 
-    run_filter(input, output, domains=tuple(domain), overwrite=overwrite).print()
+    check_counts(("--workers", workers))
+    run_filter(input, output, domains=tuple(domain), overwrite=overwrite, workers=workers).print()
 
 
 @app.command()
@@ -205,7 +210,9 @@ def pipeline(
         Path | None,
         typer.Option("-i", "--input", help="Raw OpenThoughts3 shards (default: the embedded sample)."),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Labeling processes (default: all cores).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="filter threads and vote processes (default: one per core).")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per math-verify parse/compare.")] = 2.0,
     base_rollouts: Annotated[
         Path | None, typer.Option(help="Base-model samples for Figure 2 (see `offcurate stats`).")

@@ -1,6 +1,7 @@
 """Throughput of `offcurate vote` before and after the answer rules of issue 11, on the same traces.
 
     python bench/bench_rules.py --traces 12000 --base b6338e8 --rounds 4     # ~5 min on 2 busy cores
+    python bench/bench_rules.py --traces 32000 --base 44731dd --variant per-question --no-slow   # issue 21
 
 Builds one synthetic corpus (``corpus.py``, cached in bench/out/), exports commit ``--base`` with
 ``git archive`` into bench/out/base-<commit> (the git metadata is not touched), and runs `offcurate vote`
@@ -89,9 +90,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--out", type=Path, default=HERE / "out")
+    parser.add_argument("--variant", choices=["reused", "per-question"], default="reused", help="corpus.py's")
+    parser.add_argument("--no-slow", dest="slow", action="store_false", help="no pathological answers")
     args = parser.parse_args()
 
-    data = corpus(args.out / f"corpus-{args.traces}", args.traces, variant="reused", slow=True)
+    name = f"corpus-{args.traces}"  # the earlier corpus keeps its folder
+    if (args.variant, args.slow) != ("reused", True):
+        name += f"-{args.variant}" + ("-slow" if args.slow else "")
+    data = corpus(args.out / name, args.traces, args.variant, args.slow)
     sides = {
         f"base {args.base}": package_dir(export(args.base, args.out), args.out, "base"),
         "this checkout": package_dir(ROOT, args.out, "this"),

@@ -69,7 +69,7 @@ def _run_stages(
     raw = output / "raw" if input_dir is None else input_dir
     steps = {
         "raw": lambda out: write_sample(out, overwrite=True),
-        "math": lambda out: run_filter(raw, out, domains=domains, overwrite=True),
+        "math": lambda out: run_filter(raw, out, domains=domains, overwrite=True, workers=workers),
         "voted": lambda out: run_vote(output / "math", out, workers=workers, timeout=timeout, overwrite=True),
         "stats": lambda out: run_stats(
             output / "voted",

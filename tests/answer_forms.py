@@ -168,9 +168,154 @@ def _other(rng: random.Random) -> str:
     )
 
 
+def _small(rng: random.Random) -> str:
+    """A coefficient: mostly a plain integer, sometimes any number form (zeros, decimals, separators)."""
+    return str(rng.randint(0, 30)) if rng.random() < 0.8 else number(rng).lstrip("+-")
+
+
+def _radicand(rng: random.Random) -> str:
+    return rng.choice([str(rng.randint(0, 200)), str(rng.randint(2, 13)), "0", "1", "08", _decimal(rng)])
+
+
+def _radical(rng: random.Random) -> str:
+    """``a\\sqrt{b}``, ``\\frac{a\\sqrt{b}}{c}`` and their signs, spaces and near misses."""
+    a, b, c = _small(rng), _radicand(rng), rng.choice([str(rng.randint(1, 40)), "0", _small(rng)])
+    root = rng.choice([f"\\sqrt{{{b}}}", f"\\sqrt{{{b}}}", f"\\sqrt{b[-1]}", f"\\sqrt {{{b}}}"])
+    space = rng.choice(["", "", " ", "\\,", "\\cdot "])
+    return _sign(rng) + rng.choice(
+        [
+            f"{a}{space}{root}",
+            f"{a}{space}{root}",
+            root,
+            f"\\frac{{{a}{space}{root}}}{{{c}}}",
+            f"\\dfrac{{{root}}}{{{c}}}",
+            f"\\frac{{{root}}}{{{c}}}",
+            f"\\frac{{{c}}}{{{root}}}",
+            f"{a}+{c}{root}",
+            f"{a}{root} - {c}",
+            f"{a}{root}+{c}\\sqrt{{{_radicand(rng)}}}",
+            f"\\frac{{{a}+{root}}}{{{c}}}",
+            f"\\sqrt[3]{{{b}}}",  # near misses from here
+            f"{a}{root}{c}",
+            f"{root}^2",
+            f"{root}{root}",
+            f"\\sqrt{{{a}x}}",
+            f"{a}{root}x",
+        ]
+    )
+
+
+def _pi(rng: random.Random) -> str:
+    """``k\\pi``, ``\\frac{k\\pi}{m}``, ``\\frac{\\pi}{m}`` and their near misses."""
+    k, m = _small(rng), rng.choice([str(rng.randint(1, 12)), "0", _small(rng)])
+    space = rng.choice(["", "", " "])
+    return _sign(rng) + rng.choice(
+        [
+            f"{k}{space}\\pi",
+            f"{k}{space}\\pi",
+            "\\pi",
+            f"\\frac{{{k}{space}\\pi}}{{{m}}}",
+            f"\\frac{{\\pi}}{{{m}}}",
+            f"\\tfrac{{\\pi}}{{{m}}}",
+            f"\\frac{{{k}}}{{\\pi}}",
+            f"\\frac{{1}}{{{m}}}\\pi",
+            f"{k}+{m}\\pi",
+            f"{k}\\pi - {m}",
+            f"\\pi/{m}",  # near misses from here
+            "\\pi^2",
+            f"{k}\\pi r",
+            f"\\pi{k}",
+            f"{k}\\pi i",
+            f"{k}\\pi e",
+            f"{k}\\pi\\sqrt{{{m}}}",
+        ]
+    )
+
+
+def _mixed(rng: random.Random) -> str:
+    """Mixed numbers ``1\\frac{1}{4}``, ``12 \\frac{3}{5}``: read as 5/4 and 63/5 by latex2sympy."""
+    a, p, q = str(rng.randint(0, 150)), rng.randint(0, 12), rng.randint(1, 12)
+    top = rng.choice([str(p), str(p), str(q * 2), f"-{p}", "0", _small(rng)])
+    bottom = rng.choice([str(q), str(q), f"-{q}", "0", "1"])
+    cmd = rng.choice(["\\frac", "\\frac", "\\dfrac", "\\tfrac"])
+    space = rng.choice(["", "", " ", "  "])
+    return _sign(rng) + rng.choice(
+        [
+            f"{a}{space}{cmd}{{{top}}}{{{bottom}}}",
+            f"{a}{space}{cmd}{{{top}}}{{{bottom}}}",
+            f"{a}{space}{cmd}{p % 10}{q % 10}",
+            f"{_decimal(rng)}{space}{cmd}{{{top}}}{{{bottom}}}",
+            f"{a}{space}{cmd}{{{top}}}{{{bottom}}}\\pi",
+            f"{a}{space}{cmd}{{{top}}}{{{bottom}}}x",
+            f"{cmd}{{{top}}}{{{bottom}}}{a}",
+        ]
+    )
+
+
+def _polynomial(rng: random.Random) -> str:
+    """Linear expressions in one letter, complex-looking ``a+bi``, and near misses (powers, two letters)."""
+    a, b = _small(rng), _small(rng)
+    x, y = rng.choice(string.ascii_letters), rng.choice("xyzknt")
+    op = rng.choice(["+", "-", " + ", " - "])
+    return _sign(rng) + rng.choice(
+        [
+            f"{a}{x}",
+            f"{a}{x}{op}{b}",
+            f"{a}{x}{op}{b}",
+            f"{x}{op}{b}",
+            f"{a}{op}{b}{x}",
+            f"{x}",
+            f"{a}{op}{b}i",
+            f"{a}{op}i",
+            f"{a}i",
+            f"{a}{x}{op}{b}{y}",
+            f"{a}{x}{y}",  # near misses from here
+            f"{a}{x}^2{op}{b}",
+            f"{a} {x} {y}",
+            f"{x}_{a}",
+            f"{a}{x}{op}{op}{b}",
+            f"{a}e{op}{b}",
+        ]
+    )
+
+
+def _written(rng: random.Random) -> str:
+    """Dollars, ``\\!`` separators, base subscripts, intervals to infinity, containers of radicals."""
+    n, m = _digits(rng), str(rng.randint(0, 99))
+    groups = [str(rng.randint(1, 999))] + [f"{rng.randrange(1000):03d}" for _ in range(rng.randint(1, 3))]
+    radical = rng.choice(
+        [f"\\sqrt{{{rng.randint(2, 20)}}}", f"{m}\\pi", f"\\frac{{\\pi}}{{{m}}}", _small(rng)]
+    )
+    opening, closing = rng.choice([("(", ")"), ("[", "]"), ("(", "]"), ("[", ")"), ("\\left(", "\\right)")])
+    return rng.choice(
+        [
+            f"{n}_{rng.randint(2, 9)}",
+            f"{n}_{{{rng.randint(2, 16)}}}",
+            f"{n}_{{x}}",
+            f"\\${n}",
+            f"\\${_decimal(rng)}",
+            f"\\$ {n}",
+            ",\\!".join(groups),
+            ",\\! ".join(groups),
+            f"{n}!",
+            f"{opening}-\\infty, {m}{closing}",
+            f"{opening}{m},\\infty{closing}",
+            f"{opening}-\\infty,\\infty{closing}",
+            f"{opening}\\infty, {m}{closing}",
+            f"{opening}{m}, {_small(rng)}{closing}",
+            f"{opening}{_sign(rng)}{radical}, {radical}{closing}",
+            f"{opening}{m}, {radical}, {_small(rng)}{closing}",
+            f"\\{{{radical}, {m}\\}}",
+            f"{radical}, {_sign(rng)}{radical}",
+            f"({m}x, {radical})",
+            f"{opening}{radical}{closing}",
+        ]
+    )
+
+
 GENERATORS = (
     *(number, number, number, _equation, _equation, _bracketed, _bracketed, _set, _listed, _other),
-    *(_degrees, _percent, _choice),
+    *(_degrees, _percent, _choice, _radical, _radical, _pi, _mixed, _polynomial, _written),
 )
 
 

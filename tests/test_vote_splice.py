@@ -13,9 +13,10 @@ import pytest
 
 from offcurate.curate import vote_splice
 from offcurate.curate.filter import OUTPUT_SCHEMA as FILTER_SCHEMA
+from offcurate.curate.io.parquet_footer import _file_footer, _read_struct, _write_struct
 from offcurate.curate.io.shards import ShardWriter
 from offcurate.curate.vote_shards import LABEL_FIELDS, TRAJECTORY_SCHEMA
-from offcurate.curate.vote_splice import _file_footer, _read_struct, _write_struct, splice_shard
+from offcurate.curate.vote_splice import splice_shard
 
 ROWS = 1100
 

@@ -15,9 +15,14 @@ converter applies to them (``parse_number``, ``convert_number``, ``sympy.Rationa
 - a number: ``42``, ``-0042``, ``2.50``, ``+3``, ``\\frac{3}{4}``, ``-\\frac{-3}{4}`` (integers inside);
 - a thousands-separated number as a whole answer: ``1,000``, ``1{,}000.5`` (``comma_number_regex``);
 - ``x = <number>`` for a one-letter name other than e and i (``x = 5``; lower-cased, as latex2sympy does);
-- a tuple or interval of 2-8 numbers in ``(...)`` or ``[...]``; a set ``\\{...\\}``; a bare list ``1, 2``;
+- a tuple or interval of 2-8 numbers in ``(...)`` or ``[...]`` (half-open too); a set ``\\{...\\}``; a
+  bare list ``1, 2``;
 - degrees ``44^\\circ`` (read as the number), an integer percent ``28\\%``, a choice ``B``, ``(B)``,
-  ``\\text{(B)}`` (a symbol; not E or I).
+  ``\\text{(B)}`` (a symbol; not E or I);
+- small expressions (``fastexpr``): radicals ``a\\sqrt{b}``, ``\\frac{a\\sqrt{b}}{c}``, multiples and
+  fractions of pi ``k\\pi``, ``\\frac{k\\pi}{m}``, mixed numbers ``12 \\frac{3}{5}``, sums of such terms
+  with at most one letter each (``15x - 80``, ``1+2\\sqrt{3}``), ``\\infty``, a number with a base
+  subscript ``204_5`` (read as 204); and tuples, intervals, sets and lists of them.
 
 Anything else, or any doubt (a zero denominator, a name in math-verify's complex pattern), is ``None``.
 
@@ -48,6 +53,8 @@ from __future__ import annotations
 import functools
 import re
 
+from .fastexpr import read_expression
+
 _UNSIGNED = r"(?:\d+(?:\.\d+)?|\.\d+|\\frac\{[+-]?\d+\}\{[+-]?\d+\})"
 _NUMBER = re.compile(rf"([+-]?)({_UNSIGNED})")
 _WHOLE_NUMBER = re.compile(rf"[+-]?{_UNSIGNED}")
@@ -62,7 +69,7 @@ _NO_SEPARATORS = str.maketrans("", "", ", ")
 _DEGREES = re.compile(rf"([+-]?{_UNSIGNED})\^(?:\\circ|\{{\\circ\}})")
 _PERCENT = re.compile(r"(0|[1-9]\d*) ?\\%")  # "08 \\%" reads as 8: left to parse
 _CHOICE = re.compile(r"([A-DF-HJ-Z])|\(([A-DF-HJ-Z])\)|\\text\{\(([A-DF-HJ-Z])\)\}|\\text\{([A-DF-HJ-Z])\}")
-_QUICK = re.compile(r"[-+0-9.,{}\\ ()\[\]=/^%a-zA-Z]+")  # characters every handled shape is made of
+_QUICK = re.compile(r"[-+0-9.,{}\\ ()\[\]=/^%a-zA-Z$!_]+")  # characters every handled shape is made of
 
 
 @functools.cache
@@ -143,10 +150,9 @@ def _interval(values: list, opening: str, closing: str):
         return sympy.Tuple(*values) if (opening, closing) == ("(", ")") else None
     left, right = values
     left_open, right_open = opening == "(", closing == ")"
-    if left_open != right_open:
-        return None  # half-open intervals are rare: parse them
     try:
-        if (left_open and right <= left) or (not left_open and right < left):
+        both_open, both_closed = left_open and right_open, not (left_open or right_open)
+        if (both_open and right <= left) or (both_closed and right < left):
             return sympy.Tuple(left, right)
     except Exception:  # noqa: BLE001 - as latex2sympy: an undecidable comparison makes an interval
         pass
@@ -184,6 +190,40 @@ def _convert(text: str):
     if braced := _SET.fullmatch(text):
         values = _numbers(braced.group(1))
         return None if values is None else finite_set(*values)
+    if treat_as_complex(text):
+        return None  # its symbols would not be real: left to parse
+    if (container := _container(text)) is not None:
+        return container
+    return read_expression(text, sympy, real=True)
+
+
+def _elements(inside: str) -> list | None:
+    """The values of comma-separated expressions (radicals, pi, ...: ``fastexpr``), or ``None``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(inside):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(inside[start:i])
+            start = i + 1
+    parts.append(inside[start:])
+    if not 1 <= len(parts) <= 8 or any(c in inside for c in "()[]"):
+        return None
+    values = [read_expression(part, _tools()[0], real=True) for part in parts]
+    return None if any(v is None for v in values) else values
+
+
+def _container(text: str):
+    """A tuple, interval, set or bare list whose elements are expressions (not only numbers)."""
+    finite_set = _tools()[1]
+    if text.startswith("\\{") and text.endswith("\\}"):
+        values = _elements(text[2:-2])
+        return None if values is None else finite_set(*values)
+    if text[:1] in "([" and text[-1:] in ")]":
+        values = _elements(text[1:-1])
+        return None if values is None or len(values) < 2 else _interval(values, text[0], text[-1])
+    if "," in text:
+        values = _elements(text)
+        return None if values is None or len(values) < 2 else finite_set(*values)
     return None
 
 
