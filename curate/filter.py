@@ -107,8 +107,22 @@ def _kept_rows(path: Path, domains: set[str], columns: list[str]):
 
 
 def run_filter(
-    input_dir: Path, output: Path, domains: tuple[str, ...] = ("math",), overwrite: bool = False
+    input_dir: Path,
+    output: Path,
+    domains: tuple[str, ...] = ("math",),
+    overwrite: bool = False,
+    fmt: str = "openthoughts3",
+    mapping: dict[str, str | None] | None = None,
 ) -> StageReport:
+    """``fmt`` other than OpenThoughts3 (``mapping``: the columns of ``--format columns``) goes to that
+    format's adapter (``curate/formats``); OpenThoughts3 is read here."""
+    if fmt != "openthoughts3" or mapping:
+        from .formats import get_format
+        from .formats.stage import run_format_filter
+
+        if tuple(domains) != ("math",):
+            raise InputError(f"--domain applies to --format openthoughts3; {fmt} is all math")
+        return run_format_filter(input_dir, output, get_format(fmt, mapping), overwrite)
     check_output(output, overwrite, (input_dir,))
     report = StageReport("filter", output=str(output))
     shards = list_shards(input_dir)

@@ -174,7 +174,7 @@ def test_a_splice_that_reads_back_wrong_is_discarded(tmp_path, monkeypatch, wron
     _shard_writer(source_table(), source)
     target = tmp_path / "spliced.parquet"
 
-    def wrong_splice(src, labels, out):
+    def wrong_splice(src, labels, out, head):
         rows, label_rows = wrong(pq.read_table(src), labels)
         schema = pa.schema(list(FILTER_SCHEMA) + list(labels.schema))
         pq.write_table(pa.Table.from_arrays([*rows.columns, *label_rows.columns], schema=schema), out)
