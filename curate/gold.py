@@ -83,6 +83,20 @@ def accuracy_table(questions: pl.DataFrame, by: str) -> pl.DataFrame:
     return table.select(pl.lit(by).alias("by"), pl.all())
 
 
+def display_table(table: pl.DataFrame, label: str) -> pl.DataFrame:
+    """``accuracy_table`` with short column names, for a terminal summary."""
+    names = {
+        "group": label,
+        "majority_right": "right",
+        "pseudo_label_accuracy": "accuracy",
+        "traces_agreeing": "agree",
+        "trace_agreement": "agreement",
+        "false_positives": "false +",
+        "false_negatives": "false -",
+    }
+    return table.drop("by").rename(names)
+
+
 def _share_bin(edges: tuple[float, ...]) -> pl.Expr:
     share = pl.col("vote_share")
     expr = pl.when(share < edges[0]).then(pl.lit(f"< {edges[0]:g}"))

@@ -31,10 +31,10 @@ def accuracy_vs_vote_share(table: pl.DataFrame, path: Path) -> None:
             marker="o",
             label="accuracy at this vote share or above",
         )
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", ncol=2, fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no labeled question with a gold", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.25)
     ax.set_xlabel("vote share of the majority answer (majority votes / answered traces)")
     ax.set_ylabel("pseudo-label accuracy (majority = gold)")
     ax.set_title("Majority-vote pseudo-labels against the dataset's gold answers")

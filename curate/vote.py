@@ -33,7 +33,7 @@ import pyarrow as pa
 from .answers.equivalence import LabelQuestion
 from .answers.pool import VerifyPool, die_with_parent
 from .answers.scoring import LabelWithGold
-from .gold import ACCURACY, accuracy_table, gold_summary
+from .gold import ACCURACY, accuracy_table, display_table, gold_summary
 from .io.card import write_vote_layout_card
 from .io.errors import InputError, OffcurateError
 from .io.report import StageReport, frame_table, progress
@@ -216,8 +216,11 @@ def run_vote(
         report.counts["slice"] = f"{shard_index} of {num_shards}"
     if labeled is not None:
         report.counts.update(gold_summary(labeled))
-        table = accuracy_table(labeled, "pass_rate").drop("by").rename({"group": "teacher pass rate"})
-        report.tables.append(frame_table(table, "offcurate vote: pseudo-labels against the gold"))
+        table = display_table(accuracy_table(labeled, "pass_rate"), "pass rate")
+        title = (
+            "offcurate vote: pseudo-labels against the gold, per teacher pass rate (traces: reward = gold)"
+        )
+        report.tables.append(frame_table(table, title))
     return report.finish()
 
 
