@@ -116,6 +116,7 @@ def run_filter(
 ) -> StageReport:
     """``fmt`` other than OpenThoughts3 (``mapping``: the columns of ``--format columns``) goes to that
     format's adapter (``curate/formats``); OpenThoughts3 is read here."""
+    mapping = {key: column for key, column in (mapping or {}).items() if column}
     if fmt != "openthoughts3" or mapping:
         from .formats import get_format
         from .formats.stage import run_format_filter

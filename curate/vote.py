@@ -85,10 +85,11 @@ def input_layout(shards: list[Path]) -> Layout:
         check_columns(path, schema, {name: OPTIONAL[name] for name, there in present.items() if there})
         layouts.setdefault(Layout(present["gold"], present["dataset_verdict"]), path)
     if len(layouts) > 1:
-        (a, pa_), (b, pb) = list(layouts.items())[:2]
+        (first, first_path), (other, other_path) = list(layouts.items())[:2]
         raise InputError(
-            f"the input shards mix layouts: {pa_} has gold={a.gold}, dataset_verdict={a.verdicts}, {pb} "
-            f"gold={b.gold}, dataset_verdict={b.verdicts} (were two filter outputs put in one folder?)"
+            f"the input shards mix layouts: {first_path} has gold={first.gold}, "
+            f"dataset_verdict={first.verdicts}; {other_path} gold={other.gold}, "
+            f"dataset_verdict={other.verdicts} (were two filter outputs put in one folder?)"
         )
     return next(iter(layouts))
 

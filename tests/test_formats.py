@@ -273,3 +273,28 @@ def test_each_format_votes_into_a_folder_datasets_opens(tmp_path, fmt):
     if fmt == "openmathreasoning":  # M1: 12 12 13 against 12; M2's gold unreadable, M3's withheld
         assert report.counts[ACCURACY] == 1.0 and report.counts["  ... without a gold"] == 1
         assert report.counts["  ... gold unreadable (math-verify reads no math)"] == 1
+
+
+def test_cli_filter_format_columns(tmp_path, capsys):
+    import sys
+
+    from offcurate.cli import main
+
+    write_layout(tmp_path / "raw", pa.table({"q": ["A"], "r": [answer_trace("1")], "g": ["1"]}))
+
+    def cli(*args) -> int:
+        argv, sys.argv = sys.argv, ["offcurate", "filter", "-i", str(tmp_path / "raw"), *map(str, args)]
+        try:
+            with pytest.raises(SystemExit) as done:
+                main()
+        finally:
+            sys.argv = argv
+        return done.value.code
+
+    assert cli("-o", tmp_path / "a", "--format", "columns", "--question-col", "q", "--response-col", "r",
+               "--gold-col", "g") == 0  # fmt: skip
+    assert pl.read_parquet(tmp_path / "a" / "*.parquet")["gold"].to_list() == ["1"]
+    assert cli("-o", tmp_path / "b", "--format", "columns", "--question-col", "q", "--response-col", "x") == 2
+    assert "--format columns (a column mapping): has no column 'x'" in capsys.readouterr().err
+    assert cli("-o", tmp_path / "c", "--question-col", "q") == 2
+    assert "--question-col: only --format columns takes a column mapping" in capsys.readouterr().err
