@@ -247,3 +247,16 @@ def test_min_gold_agreement_needs_a_gold(tmp_path, capsys):
     assert _cli(*args) == 2
     assert "--min-gold-agreement: " in capsys.readouterr().err
     assert not (tmp_path / "again").exists()
+
+
+def test_vote_refuses_shards_of_two_layouts(tmp_path):
+    write_layout(tmp_path / "raw_gold", openr1_table([Problem("g", "1", ["1"])]))
+    run_filter(tmp_path / "raw_gold", tmp_path / "gold", fmt="openr1-math")
+    write_ot3(tmp_path / "raw_ot3", [group_rows("q", ["1", "1"])])
+    run_filter(tmp_path / "raw_ot3", tmp_path / "ot3")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    next((tmp_path / "gold").glob("*.parquet")).rename(mixed / "a.parquet")
+    next((tmp_path / "ot3").glob("*.parquet")).rename(mixed / "b.parquet")
+    with pytest.raises(InputError, match="the input shards mix layouts"):
+        run_vote(mixed, tmp_path / "voted", workers=1)
