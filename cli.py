@@ -255,7 +255,9 @@ def stats(
 
     Writes by_group.parquet (per source x difficulty and overall), pass_rate_hist.parquet, buckets.parquet
     and PNG figures. With --base-rollouts: the base model's pass rate on questions where every teacher
-    trace is right (the blog's Figure 2), as figure2.parquet and figure2.png.
+    trace is right (the blog's Figure 2), as figure2.parquet and figure2.png. On a set with gold answers:
+    the pseudo-label accuracy by pass rate, difficulty and vote share (gold_*.parquet, a PNG), and the
+    agreement with the set's own verdicts.
     """
     from .curate.stats import run_stats
 

@@ -217,11 +217,12 @@ def run_vote(
         report.counts["slice"] = f"{shard_index} of {num_shards}"
     if labeled is not None:
         report.counts.update(gold_summary(labeled))
-        table = display_table(accuracy_table(labeled, "pass_rate"), "pass rate")
-        title = (
-            "offcurate vote: pseudo-labels against the gold, per teacher pass rate (traces: reward = gold)"
-        )
-        report.tables.append(frame_table(table, title))
+        for by, label in (("pass_rate", "pass rate"), ("difficulty", "difficulty")):
+            if by == "difficulty" and labeled["difficulty"].null_count() == labeled.height:
+                continue  # the set has no difficulty
+            table = display_table(accuracy_table(labeled, by), label)
+            title = f"offcurate vote: pseudo-labels against the gold, per {label} (traces: reward = gold)"
+            report.tables.append(frame_table(table, title))
     return report.finish()
 
 

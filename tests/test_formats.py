@@ -270,6 +270,8 @@ def test_each_format_votes_into_a_folder_datasets_opens(tmp_path, fmt):
     assert rows == {"trajectories": report.counts["trajectories"], "questions": report.counts["questions"]}
     columns = pq.read_schema(next((tmp_path / "voted" / "trajectories").glob("*.parquet"))).names
     assert ("gold_reward" in columns) == (fmt != "columns-list")
+    # the summary's accuracy tables: per teacher pass rate, and per difficulty where the set has one
+    assert len(report.tables) == {"deepmath": 2, "columns-list": 0}.get(fmt, 1)
     if fmt == "openmathreasoning":  # M1: 12 12 13 against 12; M2's gold unreadable, M3's withheld
         assert report.counts[ACCURACY] == 1.0 and report.counts["  ... without a gold"] == 1
         assert report.counts["  ... gold unreadable (math-verify reads no math)"] == 1
