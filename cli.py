@@ -59,8 +59,21 @@ Seed = Annotated[int, typer.Option(help="Seed: the same seed and input give the 
 def download(
     output: OutputDir = Path("data/raw"),
     repo_id: Annotated[
-        str, typer.Option(help="Hub dataset repository.")
+        str,
+        typer.Option(
+            "--dataset",
+            "--repo-id",
+            help="Hub dataset repository: open-thoughts/OpenThoughts3-1.2M, open-r1/OpenR1-Math-220k, "
+            "nvidia/OpenMathReasoning, zwhe99/DeepMath-103K or any other (then `filter --format`).",
+        ),
     ] = "open-thoughts/OpenThoughts3-1.2M",
+    config: Annotated[
+        str | None,
+        typer.Option(help="Only the files of this config of the dataset card (e.g. `default`, `extended`)."),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Only the files of this split of --config (e.g. `cot`).")
+    ] = None,
     revision: Annotated[
         str,
         typer.Option(help="Branch, tag or commit; resolved to a commit sha and recorded in download.json."),
@@ -71,23 +84,37 @@ def download(
     sample: Annotated[
         bool, typer.Option("--sample", help="Write the embedded sample instead (no network).")
     ] = False,
+    format: Annotated[
+        str,
+        typer.Option(
+            help="With --sample: `openthoughts3` (the default sample) or `openr1-math` (a small sample "
+            "with gold answers)."
+        ),
+    ] = "openthoughts3",
     endpoint: Annotated[str | None, typer.Option(hidden=True, help="Hub endpoint (tests).")] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Fetch OpenThoughts3-1.2M Parquet shards from the Hugging Face Hub (resumable).
+    """Fetch a teacher-trace dataset's Parquet shards from the Hugging Face Hub, pinned (resumable).
 
-    Shards already present with the right size are skipped, so an interrupted download picks up where it
-    stopped. Honours HF_TOKEN, HF_HOME and HF_HUB_OFFLINE. Writes DIR/data/*.parquet, download.json and
-    a dataset card.
+    The revision is resolved to a commit sha once and every shard is fetched at it. Shards already present
+    with the right size are skipped, so an interrupted download picks up where it stopped. Honours
+    HF_TOKEN, HF_HOME and HF_HUB_OFFLINE. Writes the shards under their repo paths, download.json and a
+    dataset card.
     """
     from .curate import download as dl
 
     if sample:
-        dl.write_sample(output, overwrite=overwrite).print()
+        if config or split:
+            raise typer.BadParameter("--config/--split select Hub files; --sample writes the embedded one")
+        dl.write_sample(output, overwrite=overwrite, format=format).print()
     else:
+        if format != "openthoughts3":
+            raise typer.BadParameter("--format goes with --sample (downloads keep the layout of the Hub)")
         dl.download(
             output,
             repo_id=repo_id,
+            config=config,
+            split=split,
             revision=revision,
             max_shards=max_shards,
             endpoint=endpoint,
@@ -100,24 +127,66 @@ def filter_(
     input: InputDir = Path("data/raw"),
     output: OutputDir = Path("data/math"),
     domain: Annotated[
-        list[str], typer.Option("--domain", help="Domains to keep (repeat the option for several).")
+        list[str],
+        typer.Option("--domain", help="Domains to keep (repeat for several; OpenThoughts3 only)."),
     ] = ["math"],  # noqa: B006
     workers: Annotated[
         int | None, typer.Option(help="Threads reading shards in parallel (default: one per core).")
     ] = None,
+    format: Annotated[
+        str,
+        typer.Option(
+            help="Input layout: `openthoughts3`, `openr1-math` (open-r1/OpenR1-Math-220k), "
+            "`openmathreasoning` (nvidia/OpenMathReasoning), `deepmath` (zwhe99/DeepMath-103K) or "
+            "`columns` (any set: give --question-col, --response-col, ...)."
+        ),
+    ] = "openthoughts3",
+    question_col: Annotated[str | None, typer.Option(help="--format columns: the question column.")] = None,
+    response_col: Annotated[
+        str | None,
+        typer.Option(
+            help="--format columns: the trace column (a string, or a list of strings: one per trace)."
+        ),
+    ] = None,
+    gold_col: Annotated[
+        str | None, typer.Option(help="--format columns: the gold answer column (optional).")
+    ] = None,
+    difficulty_col: Annotated[
+        str | None, typer.Option(help="--format columns: a numeric difficulty column (optional).")
+    ] = None,
+    source_col: Annotated[
+        str | None, typer.Option(help="--format columns: a source column (optional).")
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Keep the math domain: one row per trajectory with a stable question id.
+    """Keep the math traces: one row per trajectory with a stable question id (and the gold, where the set
+    has one).
 
-    Reads OpenThoughts3 columns difficulty, source, domain, conversations (roles human/user then
-    gpt/assistant). Writes question_id, sample_idx, question, response, source, difficulty, finished.
+    OpenThoughts3 (the default): columns difficulty, source, domain, conversations (roles human/user then
+    gpt/assistant). Writes question_id, sample_idx, question, response, source, difficulty, finished; the
+    sets with reference answers add `gold` (OpenR1-Math-220k also its per-trace `dataset_verdict`).
     Rows that cannot be used are dropped and counted by reason; identical trajectories are kept. Each
     shard is read once; the output is the same for any number of workers.
     """
     from .curate.filter import run_filter
 
     check_counts(("--workers", workers))
-    run_filter(input, output, domains=tuple(domain), overwrite=overwrite, workers=workers).print()
+    mapping = {
+        "question": question_col,
+        "response": response_col,
+        "gold": gold_col,
+        "difficulty": difficulty_col,
+        "source": source_col,
+    }
+    run_filter(
+        input,
+        output,
+        domains=tuple(domain),
+        overwrite=overwrite,
+        workers=workers,
+        fmt=format,
+        mapping=mapping,
+    ).print()
 
 
 @app.command()
@@ -137,19 +206,28 @@ def vote(
     num_shards: Annotated[
         int, typer.Option(help="Split questions into this many slices (one job each; concatenate outputs).")
     ] = 1,
+    min_gold_agreement: Annotated[
+        float | None,
+        typer.Option(
+            help="On a set with gold answers: exit 2 (after writing the output) when the pseudo-label "
+            "accuracy (labeled questions whose majority answer the gold accepts) is below this, e.g. 0.9."
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Majority-vote pseudo-labels: extract answers, cluster equivalent ones, reward each trajectory.
 
     The final answer is the last `\\boxed{}` after `</think>` (or an explicit "final answer is ..."); answers
     are grouped with math-verify (1/2 = 0.5 = \\frac12, x=3 = 3). Reward 1.0 in the largest class, 0.0
-    otherwise, null for ties and answerless questions. Writes trajectories/ and questions/ shards.
+    otherwise, null for ties and answerless questions. Writes trajectories/ and questions/ shards. Where
+    the input has a `gold` column, every trace also gets `gold_reward` and the summary the pseudo-label
+    accuracy.
     """
-    from .curate.vote import run_vote
+    from .curate.vote import check_gold_agreement, run_vote
 
     check_counts(("--workers", workers), ("--num-shards", num_shards))
     check_positive(("--timeout", timeout))
-    run_vote(
+    report = run_vote(
         input,
         output,
         workers=workers,
@@ -157,7 +235,11 @@ def vote(
         shard_index=shard_index,
         num_shards=num_shards,
         overwrite=overwrite,
-    ).print()
+        min_gold_agreement=min_gold_agreement,
+    )
+    report.print()
+    if min_gold_agreement is not None:
+        check_gold_agreement(report, min_gold_agreement)
 
 
 @app.command()
@@ -167,7 +249,8 @@ def stats(
     bucket_by: Annotated[
         str,
         typer.Option(
-            help="Bucket by teacher `pass_rate`, teacher `vote_share` or the dataset's `difficulty`."
+            help="Bucket by teacher `pass_rate`, teacher `vote_share`, the dataset's `difficulty`, or "
+            "`gold_pass_rate` (teacher traces right by the gold, on a set with gold answers)."
         ),
     ] = "pass_rate",
     edges: Edges = None,
@@ -185,7 +268,9 @@ def stats(
 
     Writes by_group.parquet (per source x difficulty and overall), pass_rate_hist.parquet, buckets.parquet
     and PNG figures. With --base-rollouts: the base model's pass rate on questions where every teacher
-    trace is right (the blog's Figure 2), as figure2.parquet and figure2.png.
+    trace is right (the blog's Figure 2), as figure2.parquet and figure2.png. On a set with gold answers:
+    the pseudo-label accuracy by pass rate, difficulty and vote share (gold_*.parquet, a PNG), and the
+    agreement with the set's own verdicts.
     """
     from .curate.stats import run_stats
 
@@ -208,8 +293,15 @@ def pipeline(
     output: OutputDir = Path("runs/demo"),
     input: Annotated[
         Path | None,
-        typer.Option("-i", "--input", help="Raw OpenThoughts3 shards (default: the embedded sample)."),
+        typer.Option("-i", "--input", help="Raw shards of --format (default: its embedded sample)."),
     ] = None,
+    format: Annotated[
+        str,
+        typer.Option(
+            help="Layout of the raw shards (see `filter --format`); `openr1-math` without -i runs the "
+            "embedded sample with gold answers."
+        ),
+    ] = "openthoughts3",
     workers: Annotated[
         int | None, typer.Option(help="filter threads and vote processes (default: one per core).")
     ] = None,
@@ -234,6 +326,7 @@ def pipeline(
     reports = run_pipeline(
         output,
         input_dir=input,
+        fmt=format,
         workers=workers,
         timeout=timeout,
         base_rollouts=base_rollouts,
@@ -313,7 +406,8 @@ def sample(
     bucket_by: Annotated[
         str,
         typer.Option(
-            help="`pass_rate` / `vote_share` (teacher), `base_pass_rate` (needs --base) or `difficulty`."
+            help="`pass_rate` / `vote_share` (teacher), `base_pass_rate` (needs --base), `difficulty`, or "
+            "`gold_pass_rate` (teacher traces right by the gold, on a set with gold answers)."
         ),
     ] = "pass_rate",
     edges: Edges = None,

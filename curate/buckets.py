@@ -3,7 +3,8 @@
     assign_buckets(questions, by="pass_rate", edges=(0.5, 1.0))   # adds a ``bucket`` column
 
 A measure and increasing edges make ``len(edges) + 1`` half-open buckets ``[lo, hi)``; with the default
-edges they get names. Rates (teacher pass rate, teacher vote share, base-model pass rate): hard < 0.5 <=
+edges they get names. Rates (teacher pass rate, teacher vote share, base-model pass rate, and on a set with
+gold answers the teacher's pass rate against the gold, ``gold_pass_rate``): hard < 0.5 <=
 medium < 1.0 <= easy, so "easy" is exactly the all-positive / always-solved questions. The dataset's own
 ``difficulty`` (1-10 in OpenThoughts3, higher is harder): easy < 4 <= medium < 7 <= hard. A question
 without a value (tie, no answer, no base rollouts) is ``unlabeled``.
@@ -20,6 +21,7 @@ DEFAULT_EDGES = {
     "pass_rate": RATE_EDGES,
     "vote_share": RATE_EDGES,
     "base_pass_rate": RATE_EDGES,
+    "gold_pass_rate": RATE_EDGES,
     "difficulty": (4, 7),
 }
 _DEFAULT_NAMES = {"difficulty": ["easy", "medium", "hard"]}
@@ -47,7 +49,10 @@ def assign_buckets(questions: pl.DataFrame, by: str, edges: tuple[float, ...] | 
     if list(edges) != sorted(edges):
         raise InputError(f"--edges must be increasing, got {','.join(map(str, edges))}")
     if by not in questions.columns:
-        raise InputError(f"cannot bucket by {by!r}: the questions carry no such column")
+        hint = (
+            " (the vote input had no gold: filter a set with gold answers)" if by == "gold_pass_rate" else ""
+        )
+        raise InputError(f"cannot bucket by {by!r}: the questions carry no such column{hint}")
     labels = bucket_labels(edges, by)
     value = pl.col(by).cast(pl.Float64)
     bucket = pl.when(value.is_null()).then(pl.lit(UNLABELED))

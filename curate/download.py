@@ -20,6 +20,9 @@ How:
 4. With ``HF_HUB_OFFLINE=1`` nothing touches the network: the request is served from a previous download in
    ``output`` or from the Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``), or fails saying so.
 5. A dataset card (``README.md``) with the features of the first shard is written next to the shards.
+6. ``config`` (and ``split``) select the files of one config of the dataset card, as ``datasets`` does:
+   the Hub returns the card's YAML with the repo info (``cardData``), whose ``configs`` list the
+   ``data_files`` patterns (``data/train-*``) of each config and split; only matching shards are fetched.
 
 What the user can act on (no network, unknown repo or revision, missing token, HTTP failures) becomes a
 one-line ``OffcurateError``; ``write_sample`` copies the embedded sample instead (``--sample``).
@@ -36,13 +39,13 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub import HfApi, constants, hf_hub_download, metadata_load
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.hf_api import RepoFile
 
 from .. import __version__
 from .. import data as sample_data
-from .hub import ShardBytes, hub_errors
+from .hub import ShardBytes, Subset, hub_errors
 from .io.card import write_card
 from .io.errors import InputError, OffcurateError, OutputExistsError
 from .io.output import output_lock, write_errors
@@ -74,6 +77,8 @@ def download(
     endpoint: str | None = None,
     token: str | None = None,
     overwrite: bool = False,
+    config: str | None = None,
+    split: str | None = None,
 ) -> StageReport:
     """Download the first ``max_shards`` Parquet shards (all if None) of a Hub dataset repo into ``output``.
 
@@ -85,10 +90,13 @@ def download(
     output = Path(output)
     if max_shards is not None and max_shards < 1:
         raise OffcurateError(f"--max-shards must be at least 1 (got {max_shards})")
+    if split is not None and config is None:
+        raise OffcurateError("--split selects a split of a config: give --config too")
+    subset = Subset(config, split)
     with write_errors(output):
         output.parent.mkdir(parents=True, exist_ok=True)
         with output_lock(output):
-            return _download(output, repo_id, revision, max_shards, endpoint, token, overwrite)
+            return _download(output, repo_id, revision, max_shards, endpoint, token, overwrite, subset)
 
 
 def _download(
@@ -99,16 +107,18 @@ def _download(
     endpoint: str | None,
     token: str | None,
     overwrite: bool,
+    subset: Subset,
 ) -> StageReport:
     report = StageReport("download", output=str(output))
     previous = _previous_download(output, repo_id, overwrite)
     if _offline():
-        return _from_local_copies(output, repo_id, revision, max_shards, previous, overwrite, report)
+        return _from_local_copies(output, repo_id, revision, max_shards, previous, overwrite, report, subset)
 
     hub = (endpoint or constants.ENDPOINT).rstrip("/")
     api = HfApi(endpoint=endpoint, token=token)
     with hub_errors(hub, repo_id, revision, "listing the repository"):
-        sha = api.dataset_info(repo_id, revision=revision).sha
+        info = api.dataset_info(repo_id, revision=revision)
+        sha = info.sha
         if not sha:
             raise OffcurateError(f"the Hub at {hub} returned no commit sha for '{repo_id}' at '{revision}'")
         repo_shards = sorted(
@@ -118,13 +128,15 @@ def _download(
         )
     if not repo_shards:
         raise InputError(f"dataset '{repo_id}' at {sha}: no *.parquet files in the repository")
+    card = info.card_data.to_dict() if info.card_data is not None else None
+    repo_shards = subset.select(repo_shards, card, f"dataset '{repo_id}' at {sha}")
     selected = repo_shards[:max_shards]
     _prepare_output(output, selected, overwrite)
 
     done = {
         e["path"]: e for e in (previous or {}).get("files", []) if e.get("path") in {s.path for s in selected}
     }
-    manifest = _manifest(repo_id, revision, sha, hub, max_shards, repo_shards, "hub")
+    manifest = _manifest(repo_id, revision, sha, hub, max_shards, repo_shards, "hub", subset)
     counts = {"downloaded": 0, "re-fetched (partial)": 0, "skipped (already here)": 0}
     with progress() as bar:
         task = bar.add_task("download", total=len(selected))
@@ -169,20 +181,25 @@ def _download(
     return _finish(output, manifest, selected, counts, report)
 
 
-def write_sample(output: Path, overwrite: bool = False) -> StageReport:
-    """Copy the embedded OpenThoughts3-shaped sample (``offcurate.data.SAMPLE_DIR``) into ``output/data/``.
+def write_sample(output: Path, overwrite: bool = False, format: str = "openthoughts3") -> StageReport:
+    """Copy an embedded sample (``offcurate.data.SAMPLES[format]``: OpenThoughts3-shaped, or
+    OpenR1-Math-220k-shaped with gold answers) into ``output/data/``.
 
     This is ``offcurate download --sample``: same layout, manifest and card as a real download, written
     atomically (the folder appears only when complete); no network.
     """
     output = Path(output)
-    sample_dir = Path(sample_data.SAMPLE_DIR)
+    samples = {"openthoughts3": sample_data.SAMPLE_DIR, "openr1-math": sample_data.GOLD_SAMPLE_DIR}
+    if format not in samples:
+        raise OffcurateError(f"--format: no embedded sample of {format!r} (there are: {', '.join(samples)})")
+    sample_dir = Path(samples[format])
     sources = sorted(sample_dir.glob("*.parquet")) if sample_dir.is_dir() else []
     if not sources:
         raise InputError(f"{sample_dir}: the embedded sample has no *.parquet files (reinstall offcurate)")
     report = StageReport("download", output=str(output))
     selected = [Shard(f"data/{p.name}", p.stat().st_size) for p in sources]
     manifest = _manifest("embedded-sample", None, None, None, None, selected, "sample")
+    manifest["format"] = format
     manifest["files"] = [asdict(s) for s in selected]
     with atomic_output(output, overwrite) as tmp:
         (tmp / "data").mkdir()
@@ -208,11 +225,16 @@ def _from_local_copies(
     previous: dict | None,
     overwrite: bool,
     report: StageReport,
+    subset: Subset,
 ) -> StageReport:
     """Offline: serve the request from a previous download in ``output`` and/or the Hugging Face cache."""
     hub_cache = Path(constants.HF_HUB_CACHE)
     storage = hub_cache / repo_folder_name(repo_id=repo_id, repo_type=REPO_TYPE)
-    same = previous is not None and revision in (previous.get("revision"), previous.get("sha"))
+    same = (
+        previous is not None
+        and revision in (previous.get("revision"), previous.get("sha"))
+        and subset == Subset(previous.get("config"), previous.get("split"))
+    )
     sha = previous["sha"] if same and previous else _cached_commit(storage, revision)
     snapshot = storage / "snapshots" / sha if sha else None
     if same and previous:
@@ -221,6 +243,12 @@ def _from_local_copies(
         repo_shards = sorted(
             Shard(p.relative_to(snapshot).as_posix(), p.stat().st_size) for p in _parquet(snapshot)
         )
+        if repo_shards and subset.config is not None:
+            card_file = snapshot / "README.md"
+            card = metadata_load(card_file) if card_file.is_file() else None
+            repo_shards = subset.select(
+                repo_shards, card, f"dataset '{repo_id}' at {sha} (Hugging Face cache)"
+            )
     else:
         repo_shards = []
     selected = repo_shards[:max_shards]
@@ -258,7 +286,7 @@ def _from_local_copies(
 
     endpoint = previous.get("endpoint") if same and previous else None
     source = "offline: previous download" if same else "offline: Hugging Face cache"
-    manifest = _manifest(repo_id, revision, sha, endpoint, max_shards, repo_shards, source)
+    manifest = _manifest(repo_id, revision, sha, endpoint, max_shards, repo_shards, source, subset)
     manifest["files"] = [{**asdict(s), "commit": sha} for s in selected]
     return _finish(output, manifest, selected, counts, report)
 
@@ -298,10 +326,13 @@ def _manifest(
     max_shards: int | None,
     repo_shards: list[Shard],
     source: str,
+    subset: Subset | None = None,
 ) -> dict[str, Any]:
     return {
         "repo_id": repo_id,
         "repo_type": REPO_TYPE,
+        "config": subset.config if subset else None,
+        "split": subset.split if subset else None,
         "revision": revision,
         "sha": sha,
         "endpoint": endpoint,
@@ -374,17 +405,21 @@ def _finish(
 
     repo_id, sha, total = manifest["repo_id"], manifest["sha"], len(manifest["repo_shards"])
     if manifest["source"] == "sample":
-        title = "OpenThoughts3-shaped sample (offcurate)"
+        like = "OpenR1-Math-220k" if manifest.get("format") == "openr1-math" else "OpenThoughts3-1.2M"
+        title = f"{like.split('-')[0]}-shaped sample (offcurate)"
         body = (
-            "The small sample embedded in offcurate, with the columns of OpenThoughts3-1.2M: "
+            f"The small sample embedded in offcurate, with the columns of {like}: "
             f"{len(selected)} Parquet shard(s), {rows:,} rows, for trying the pipeline without a download. "
             f"`{MANIFEST}` lists the files."
         )
     else:
         hub = manifest["endpoint"] or constants.ENDPOINT
         title = f"{repo_id} (raw shards)"
+        which = f"config `{manifest['config']}`" if manifest.get("config") else ""
+        which += f", split `{manifest['split']}`" if manifest.get("split") else ""
         body = (
             f"Raw Parquet shards of the Hugging Face dataset [`{repo_id}`]({hub}/datasets/{repo_id}) "
+            f"{which + ' ' if which else ''}"
             f"at commit `{sha}` (requested revision `{manifest['revision']}`): {len(selected)} of {total} "
             f"shards, {rows:,} rows, {_human(size)}, under their repository paths. `{MANIFEST}` lists "
             "every file with its size. The license and terms of the original dataset apply."
@@ -393,6 +428,9 @@ def _finish(
     _write_manifest(output, {**manifest, "complete": True, "finished_at": _now()})
 
     report.counts.update({"repo": repo_id})
+    for key in ("config", "split"):
+        if manifest.get(key):
+            report.counts[key] = manifest[key]
     if sha:
         report.counts.update({"revision": manifest["revision"], "commit": sha, "shards in repo": total})
     report.counts.update({"shards": len(selected), **counts, "rows": rows, "bytes": size})

@@ -70,9 +70,20 @@ def run_filter(
     overwrite: bool = False,
     workers: int | None = None,
     raw=None,
+    fmt: str = "openthoughts3",
+    mapping: dict[str, str | None] | None = None,
 ) -> StageReport:
     """Filter ``input_dir`` into ``output`` (module doc); ``raw``: the layout's reader (default:
-    OpenThoughts3 keeping ``domains``)."""
+    OpenThoughts3 keeping ``domains``). ``fmt`` other than OpenThoughts3 (``mapping``: the columns of
+    ``--format columns``) goes to that format's adapter (``curate/formats``)."""
+    mapping = {key: column for key, column in (mapping or {}).items() if column}
+    if fmt != "openthoughts3" or mapping:
+        from .formats import get_format
+        from .formats.stage import run_format_filter
+
+        if tuple(domains) != ("math",):
+            raise InputError(f"--domain applies to --format openthoughts3; {fmt} is all math")
+        return run_format_filter(input_dir, output, get_format(fmt, mapping), overwrite)
     check_output(output, overwrite, (input_dir,))
     raw = raw or OpenThoughts3(frozenset(domains))
     report = StageReport("filter", output=str(output))

@@ -1,15 +1,20 @@
-"""huggingface_hub glue for ``download``: a rich-driven stand-in for its tqdm, and one-line errors.
+"""huggingface_hub glue for ``download``: a rich-driven stand-in for its tqdm, one-line errors, and the
+dataset card's configs (``--config``/``--split``).
 
 Kept apart from the stage so ``download.py`` reads as the plan (resolve, list, fetch, resume) and this file
-holds what depends on huggingface_hub's exception types and progress protocol (checked against 2.4).
+holds what depends on huggingface_hub's exception types and progress protocol (checked against 2.4) and on
+the card's ``configs`` metadata (the layout ``datasets`` reads: ``config_name``, ``data_files`` as a
+pattern, a list of patterns, or a list of ``{split, path}``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Iterator
-from typing import Any
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -23,7 +28,9 @@ from huggingface_hub.errors import (
 )
 from rich.progress import Progress, TaskID
 
-from .io.errors import OffcurateError
+from .io.errors import InputError, OffcurateError
+
+File = TypeVar("File")  # anything with a repo-relative ``path``
 
 
 class ShardBytes:
@@ -143,3 +150,84 @@ def first_line(err: BaseException) -> str:
         if line.strip() and not line.strip().endswith("Client Error."):
             return line.strip()
     return type(err).__name__
+
+
+@dataclass(frozen=True)
+class Subset:
+    """``--config`` / ``--split``: which of a dataset's Parquet files to fetch (None: all of them)."""
+
+    config: str | None = None
+    split: str | None = None
+
+    def select(self, files: Sequence[File], card: dict | None, where: str) -> list[File]:
+        """The files of this config (and split) by the card's ``data_files`` patterns; a one-line error
+        naming the configs (or splits) there are when this one is not declared or matches nothing."""
+        if self.config is None:
+            return list(files)
+        configs = {c.get("config_name"): c for c in (card or {}).get("configs") or [] if isinstance(c, dict)}
+        if self.config not in configs:
+            known = ", ".join(str(name) for name in configs) or "none"
+            raise InputError(f"{where}: no config '{self.config}' in the dataset card (configs: {known})")
+        patterns = _patterns(configs[self.config].get("data_files"), self.split)
+        if not patterns:
+            splits = ", ".join(sorted(_patterns_by_split(configs[self.config].get("data_files")))) or "none"
+            raise InputError(
+                f"{where}: config '{self.config}' has no split '{self.split}' (splits: {splits})"
+            )
+        matching = [re.compile(_glob_regex(p)) for p in patterns]
+        chosen = [f for f in files if any(m.fullmatch(f.path) for m in matching)]  # type: ignore[attr-defined]
+        if not chosen:
+            raise InputError(
+                f"{where}: no Parquet file matches config '{self.config}' ({', '.join(patterns)})"
+            )
+        return chosen
+
+
+def _patterns_by_split(data_files: Any) -> dict[str, list[str]]:
+    """``data_files`` of a config as {split: [patterns]} (a bare pattern or list is the ``train`` split)."""
+    if isinstance(data_files, str):
+        return {"train": [data_files]}
+    found: dict[str, list[str]] = {}
+    for entry in data_files or []:
+        if isinstance(entry, str):
+            found.setdefault("train", []).append(entry)
+        elif isinstance(entry, dict):
+            paths = entry.get("path")
+            found.setdefault(str(entry.get("split", "train")), []).extend(
+                [paths] if isinstance(paths, str) else list(paths or [])
+            )
+    return found
+
+
+def _patterns(data_files: Any, split: str | None) -> list[str]:
+    by_split = _patterns_by_split(data_files)
+    if split is None:
+        return [p for patterns in by_split.values() for p in patterns]
+    return by_split.get(split, [])
+
+
+def _glob_regex(pattern: str) -> str:
+    """A ``data_files`` glob as a regex over repo paths: ``*`` and ``?`` stay inside one folder, ``**``
+    crosses folders, ``[...]`` is a character class (fsspec's glob, which ``datasets`` uses)."""
+    out, i = [], 0
+    pattern = pattern.lstrip("/")
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 1)) > i:
+            out.append(pattern[i : end + 1])
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)

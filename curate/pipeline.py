@@ -2,6 +2,7 @@
 
     offcurate pipeline -o runs/demo                 # the embedded sample, no network
     offcurate pipeline -i data/raw -o runs/full     # shards you already downloaded
+    offcurate pipeline --format openr1-math -o runs/gold   # the embedded sample with gold answers
 
 Each stage writes its own sub-folder (``raw/ math/ voted/ stats/``) atomically, so a stage folder that is
 there is complete. ``pipeline.json`` records the run's options and ``"complete": true`` once the last stage
@@ -31,11 +32,22 @@ def run_pipeline(
     timeout: float | None = 2.0,
     base_rollouts: Path | None = None,
     overwrite: bool = False,
+    fmt: str = "openthoughts3",
 ) -> list[StageReport]:
+    """``fmt``: the layout of ``input_dir`` (``filter --format``); without ``input_dir``, that format's
+    embedded sample (OpenThoughts3, or OpenR1-Math-220k with gold answers)."""
+    from .. import data
+
     output = Path(output)
     check_distinct(output, (input_dir, base_rollouts))
+    if input_dir is None and fmt not in data.SAMPLES:
+        raise OffcurateError(
+            f"no embedded sample of --format {fmt} (there are: {', '.join(data.SAMPLES)}); give its raw "
+            "shards with -i"
+        )
     options = {
         "input": str(Path(input_dir).resolve()) if input_dir else "embedded sample",
+        **({"format": fmt} if fmt != "openthoughts3" else {}),
         "domains": list(domains),
         "timeout": timeout,
         "base_rollouts": str(Path(base_rollouts).resolve()) if base_rollouts else None,
@@ -46,7 +58,7 @@ def run_pipeline(
             resume = _resumable(output, options, overwrite)
             output.mkdir(exist_ok=True)
             _record(output, options, complete=False)
-            reports = _run_stages(output, input_dir, domains, workers, timeout, base_rollouts, resume)
+            reports = _run_stages(output, input_dir, domains, workers, timeout, base_rollouts, resume, fmt)
             _record(output, options, complete=True)
     return reports
 
@@ -59,6 +71,7 @@ def _run_stages(
     timeout: float | None,
     base_rollouts: Path | None,
     resume: bool,
+    fmt: str = "openthoughts3",
 ) -> list[StageReport]:
     """Each stage in turn; with ``resume`` a stage folder already there is kept, until one runs again."""
     from .download import write_sample
@@ -68,8 +81,8 @@ def _run_stages(
 
     raw = output / "raw" if input_dir is None else input_dir
     steps = {
-        "raw": lambda out: write_sample(out, overwrite=True),
-        "math": lambda out: run_filter(raw, out, domains=domains, overwrite=True, workers=workers),
+        "raw": lambda out: write_sample(out, overwrite=True, format=fmt),
+        "math": lambda out: run_filter(raw, out, domains=domains, overwrite=True, workers=workers, fmt=fmt),
         "voted": lambda out: run_vote(output / "math", out, workers=workers, timeout=timeout, overwrite=True),
         "stats": lambda out: run_stats(
             output / "voted",

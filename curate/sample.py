@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from .buckets import UNLABELED, assign_buckets, bucket_labels, check_measure
+from .gold import has_gold
 from .io.card import write_vote_layout_card
 from .io.errors import InputError
 from .io.report import StageReport, frame_table, progress
@@ -40,13 +41,28 @@ from .io.shards import (
     write_table,
 )
 from .stats import read_questions
-from .vote import QUESTION_SCHEMA, TRAJECTORY_SCHEMA
+from .vote import QUESTION_SCHEMA
 from .vote import REQUIRED as TRAJECTORY_COLUMNS
+from .vote_label import GOLD_QUESTION_SCHEMA
 
-MIX_TRAJECTORY_SCHEMA = TRAJECTORY_SCHEMA.append(pa.field("bucket", pa.string()))
-MIX_QUESTION_SCHEMA = QUESTION_SCHEMA.append(pa.field("bucket", pa.string())).append(
-    pa.field("n_taken", pa.int64())  # trajectories in the mix (n_samples counts the whole vote group)
-)
+BUCKET = pa.field("bucket", pa.string())
+N_TAKEN = pa.field("n_taken", pa.int64())  # trajectories in the mix (n_samples counts the whole vote group)
+
+
+def mix_schemas(shards: list[Path], gold: bool) -> tuple[pa.Schema, pa.Schema]:
+    """(trajectories, questions) of the mix: the input's trajectory columns (a vote output of a set with
+    gold answers has more) plus ``bucket``, and the vote's question columns plus ``bucket``, ``n_taken``."""
+    schemas = {}
+    for path in shards:
+        schema = open_shard(path).schema_arrow
+        fields = [f for f in schema if f.name != BUCKET.name]
+        schemas.setdefault(tuple(f.name for f in fields), (path, pa.schema(fields)))
+    if len(schemas) > 1:
+        (a, _), (b, _) = list(schemas.values())[:2]
+        raise InputError(f"the trajectory shards have different columns: {a} and {b}")
+    _, trajectories = next(iter(schemas.values()))
+    questions = GOLD_QUESTION_SCHEMA if gold else QUESTION_SCHEMA
+    return trajectories.append(BUCKET), questions.append(BUCKET).append(N_TAKEN)
 
 
 def parse_shares(text: str, option: str) -> dict[str, float]:
@@ -190,19 +206,20 @@ def run_sample(
     keep = keep_per_question(index, max_per_question, seed).join(
         chosen.select("question_id", "bucket"), on="question_id"
     )
+    trajectory_schema, question_schema = mix_schemas(shards, has_gold(questions))
     with atomic_output(output, overwrite, inputs=(input_dir, base)) as tmp:
         (tmp / "trajectories").mkdir()
         (tmp / "questions").mkdir()
-        written = _write_trajectories(shards, keep, tmp / "trajectories")
+        written = _write_trajectories(shards, keep, tmp / "trajectories", trajectory_schema)
         taken = keep.group_by("question_id").agg(pl.len().cast(pl.Int64).alias("n_taken"))
-        out_questions = chosen.join(taken, on="question_id").select(*MIX_QUESTION_SCHEMA.names)
+        out_questions = chosen.join(taken, on="question_id").select(*question_schema.names)
         out_questions = out_questions.sort("question_id")
-        write_table(out_questions.to_arrow().cast(MIX_QUESTION_SCHEMA), tmp / "questions" / shard_name(0, 1))
+        write_table(out_questions.to_arrow().cast(question_schema), tmp / "questions" / shard_name(0, 1))
         table = bucket_table(names, available, targets, chosen, keep)
         table.write_parquet(tmp / "buckets.parquet")
         title = "Training mix (offcurate sample)"
         extra = {"buckets": ("buckets.parquet", table.to_arrow().schema)}
-        write_vote_layout_card(tmp, title, SAMPLE_CARD, MIX_TRAJECTORY_SCHEMA, MIX_QUESTION_SCHEMA, extra)
+        write_vote_layout_card(tmp, title, SAMPLE_CARD, trajectory_schema, question_schema, extra)
     report.counts.update(
         {
             "bucket by": bucket_by,
@@ -247,18 +264,18 @@ def bucket_table(
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _write_trajectories(shards: list[Path], keep: pl.DataFrame, folder: Path) -> int:
+def _write_trajectories(shards: list[Path], keep: pl.DataFrame, folder: Path, schema: pa.Schema) -> int:
     """Stream every shard, keep the chosen rows with their bucket, one output shard per input shard."""
     parts = []
     with progress() as bar:
         task = bar.add_task("sample: write trajectories", total=len(shards))
         for n, path in enumerate(shards):
             writer = None
-            for batch in iter_batches(path, columns=TRAJECTORY_SCHEMA.names):
+            for batch in iter_batches(path, columns=schema.names[:-1]):
                 frame = pl.from_arrow(batch).with_columns(pl.col("sample_idx").cast(pl.Int64))
                 frame = frame.join(keep, on=["question_id", "sample_idx"], how="inner", maintain_order="left")
                 if frame.height:
-                    writer = writer or ShardWriter(folder / f".part-{n:05d}.parquet", MIX_TRAJECTORY_SCHEMA)
+                    writer = writer or ShardWriter(folder / f".part-{n:05d}.parquet", schema)
                     writer.write(frame.to_arrow())
             if writer is not None:
                 writer.close()

@@ -5,7 +5,10 @@
 
 Writes ``by_group.parquet`` (per source x difficulty and overall), ``pass_rate_hist.parquet``,
 ``buckets.parquet`` (one bucket per question), PNG figures, and with ``--base-rollouts`` also
-``base_pass_rate.parquet`` and ``figure2.png``.
+``base_pass_rate.parquet`` and ``figure2.png``. On a set with gold answers also ``gold_accuracy.parquet``
+(pseudo-label accuracy and trace agreement per teacher pass-rate bucket and per difficulty),
+``gold_by_vote_share.parquet`` and ``gold_accuracy_vs_vote_share.png``; where the set ships its own
+per-trace verdicts, ``verdict_agreement.parquet`` and ``verdict_disagreements.parquet``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import polars as pl
 from ..rollout.reader import read_rollout_answers, run_jobs
 from .answers.equivalence import ScoreAgainstGold
 from .buckets import assign_buckets, check_measure
+from .gold import accuracy_table, gold_summary, has_gold, vote_share_table
 from .io.card import write_card
 from .io.errors import InputError
 from .io.report import StageReport
@@ -44,7 +48,7 @@ QUESTION_COLUMNS = {
     "all_positive": ("bool", is_bool),
 }
 FIG2_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
-STATS_MEASURES = ("pass_rate", "vote_share", "difficulty")  # base_pass_rate: see `offcurate sample`
+STATS_MEASURES = ("pass_rate", "vote_share", "difficulty", "gold_pass_rate")  # base_pass_rate: `sample`
 
 
 def read_questions(voted: Path) -> pl.DataFrame:
@@ -160,6 +164,15 @@ def run_stats(
     tables = {"by_group": groups, "pass_rate_hist": hist, "buckets": buckets}
     if base is not None:
         tables.update(base_pass_rate=base, figure2=figure2_table(base))
+    gold = has_gold(questions)
+    if gold:
+        from .verdicts import read_verdicts
+
+        by = [accuracy_table(questions, "pass_rate"), accuracy_table(questions, "difficulty")]
+        tables.update(gold_accuracy=pl.concat(by), gold_by_vote_share=vote_share_table(questions))
+        verdicts = read_verdicts(input_dir)
+        if verdicts is not None:
+            tables.update(verdict_agreement=verdicts[0], verdict_disagreements=verdicts[1])
     with atomic_output(output, overwrite, inputs=inputs) as tmp:
         for name, table in tables.items():
             table.write_parquet(tmp / f"{name}.parquet")
@@ -167,8 +180,12 @@ def run_stats(
         figures.pass_rate_histogram(hist, tmp / "pass_rate_hist.png")
         if base is not None:
             figures.figure2(tables["figure2"], tmp / "figure2.png")
+        if gold:
+            from .gold_figure import accuracy_vs_vote_share
+
+            accuracy_vs_vote_share(tables["gold_by_vote_share"], tmp / "gold_accuracy_vs_vote_share.png")
         configs = {name: (f"{name}.parquet", table.to_arrow().schema) for name, table in tables.items()}
-        write_card(tmp, "Curation statistics (offcurate stats)", STATS_CARD, configs)
+        write_card(tmp, "Curation statistics (offcurate stats)", STATS_CARD + GOLD_CARD * gold, configs)
 
     overall = groups.filter(pl.col("source") == "(all)").row(0, named=True)
     report.counts.update(
@@ -187,6 +204,15 @@ def run_stats(
     )
     for row in buckets.group_by("bucket").len().sort("bucket").iter_rows():
         report.counts[f"bucket {row[0]}"] = row[1]
+    if gold:
+        report.counts.update(gold_summary(questions))
+        if "verdict_agreement" in tables:
+            for row in tables["verdict_agreement"].iter_rows(named=True):
+                name = f"agreement of {row['offcurate']} with the dataset's verdicts"
+                report.counts[name] = row["agreement"] if row["agreement"] is not None else "n/a"
+            report.counts["  ... traces where the gold reward and the dataset disagree"] = tables[
+                "verdict_disagreements"
+            ].height
     if base is not None:
         positive = base.filter(pl.col("teacher_all_positive"))
         report.counts["all-positive with base rollouts"] = positive.height
@@ -203,4 +229,14 @@ questions, the mean teacher pass rate. `pass_rate_hist.parquet`: ok questions pe
 `buckets.parquet`: one difficulty bucket per question. With base rollouts: `base_pass_rate.parquet` and
 `figure2.parquet`/`figure2.png`: how often the base model is right on questions the teacher always gets right.
 Each table is a config of its own name: `datasets.load_dataset(THIS_FOLDER, "buckets", split="train")`.
+"""
+GOLD_CARD = """
+The vote output carries the dataset's gold answers. `gold_accuracy.parquet`: per teacher pass-rate bucket
+(`by` = `pass_rate`) and per dataset difficulty (`by` = `difficulty`), then overall (`(all)`): labeled
+questions with a readable gold, how many majority answers the gold accepts (`pseudo_label_accuracy`), and
+how many of their traces have a vote reward equal to the gold reward (`trace_agreement`; the others are
+false positives or false negatives). `gold_by_vote_share.parquet` and `gold_accuracy_vs_vote_share.png`:
+the accuracy per vote-share bin and at or above it. Where the set ships per-trace verdicts:
+`verdict_agreement.parquet` (offcurate's gold reward and vote reward against them) and
+`verdict_disagreements.parquet` (every trace where the gold reward and the dataset disagree, with its end).
 """

@@ -9,6 +9,10 @@ barrier between partitions. When every question of a partition is back, its per-
 (``labels-<p>.parquet``, one row group per input shard, for pass 3) and its rows of the questions table
 written, in partition order (so the table stays sorted by id); then the partition is dropped. Two or three
 partitions are resident at a time, whatever the size of the corpus.
+
+With a gold (``gold=True``: the task's first answer is the question's gold, the job ``LabelWithGold``),
+each trace also gets ``gold_reward`` and each question the ``GOLD_FIELDS`` below, and the counters hold
+what the summary needs for the pseudo-label accuracy.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pyarrow as pa
 from .answers.cluster import NO_ANSWER, OK, TIE
 from .answers.equivalence import QuestionResult
 from .answers.pool import Task, VerifyPool
+from .answers.scoring import GOLD_OK, GoldResult
 from .io.errors import InputError
 from .io.report import progress
 from .io.shards import ShardWriter
@@ -46,6 +51,16 @@ QUESTION_SCHEMA = pa.schema(
         ("all_positive", pa.bool_()),
     ]
 )
+GOLD_FIELDS = [
+    ("gold", pa.string()),  # the dataset's reference answer (null: none, or samples disagreeing on it)
+    ("gold_status", pa.string()),  # ok, missing, unreadable (math-verify reads no math), conflicting
+    ("gold_votes", pa.int64()),  # traces whose answer verify(gold, answer) accepts
+    ("gold_pass_rate", pa.float64()),  # gold_votes / n_samples: the teacher's true pass rate
+    ("gold_agrees", pa.bool_()),  # the majority answer is right (status ok and a readable gold only)
+    ("rewards_agreeing_gold", pa.int64()),  # traces whose vote reward equals their gold reward
+]
+GOLD_QUESTION_SCHEMA = pa.schema([*QUESTION_SCHEMA, *GOLD_FIELDS])
+CONFLICTING = "conflicting"
 _LABEL_SPILL = {
     "shard": pl.Int32,
     "row": pl.Int64,
@@ -71,6 +86,12 @@ class _Partition:
         return self.done == self.groups.height
 
 
+def _gold_columns(rows: pl.DataFrame) -> list[pl.Expr]:
+    if "gold" not in rows.columns:
+        return []
+    return [pl.col("gold").drop_nulls().unique().sort().alias("golds")]
+
+
 def _load(spill: Path, number: int, folder: Path) -> _Partition | None:
     rows = read_group(spill.glob("answers-*.parquet"), "part", number)
     if rows.height == 0:
@@ -92,15 +113,35 @@ def _load(spill: Path, number: int, folder: Path) -> _Partition | None:
             pl.col("question").drop_nulls().first(),
             pl.col("source").first(),
             pl.col("difficulty").first(),
+            *_gold_columns(rows),
         )
     )
     return _Partition(number, groups, [None] * groups.height)
 
 
+def _gold_row(group: dict, result: QuestionResult) -> dict:
+    """The question's gold columns (``GOLD_FIELDS``); ``curate/gold.py`` sums them up."""
+    golds = group["golds"]
+    status = CONFLICTING if len(golds) > 1 else getattr(result, "gold_status", GOLD_OK)
+    row = {"gold": golds[0] if len(golds) == 1 else None, "gold_status": status}
+    row.update(gold_votes=None, gold_pass_rate=None, gold_agrees=None, rewards_agreeing_gold=None)
+    if not isinstance(result, GoldResult) or result.gold_rewards is None:
+        return row
+    n, rewards, gold_rewards = len(result.answers), result.label.rewards, result.gold_rewards
+    row["gold_votes"] = int(sum(gold_rewards))
+    row["gold_pass_rate"] = row["gold_votes"] / n if n else None
+    if result.gold_agrees is not None:  # status ok: every trace has a vote reward
+        agreeing = sum(r == g for r, g in zip(rewards, gold_rewards))
+        row.update(gold_agrees=result.gold_agrees, rewards_agreeing_gold=agreeing)
+    return row
+
+
 def _flush(part: _Partition, spill: Path, questions: ShardWriter, counts: Counter) -> None:
     """Spill the per-trace labels of a finished partition and write its rows of the questions table."""
-    labels: dict[str, list] = {name: [] for name in _LABEL_SPILL}
-    rows: dict[str, list] = {name: [] for name in QUESTION_SCHEMA.names}
+    gold = "golds" in part.groups.columns
+    spill_schema = {**_LABEL_SPILL, **({"gold_reward": pl.Float64} if gold else {})}
+    labels: dict[str, list] = {name: [] for name in spill_schema}
+    rows: dict[str, list] = {name: [] for name in questions.schema.names}
     for group, result in zip(part.groups.iter_rows(named=True), part.results):
         label, n = result.label, len(result.answers)
         n_answered = sum(a is not None for a in result.answers)
@@ -110,6 +151,11 @@ def _flush(part: _Partition, spill: Path, questions: ShardWriter, counts: Counte
         labels["answer"] += result.answers
         labels["cluster"] += label.clusters
         labels["reward"] += label.rewards
+        if gold:
+            gold_rewards = getattr(result, "gold_rewards", None)
+            labels["gold_reward"] += gold_rewards if gold_rewards is not None else [None] * n
+            for name, value in _gold_row(group, result).items():
+                rows[name].append(value)
         for name, value in (
             ("question_id", group["question_id"]),
             ("question", group["question"]),
@@ -133,9 +179,9 @@ def _flush(part: _Partition, spill: Path, questions: ShardWriter, counts: Counte
         counts["all-positive questions"] += ok and label.majority_votes == n
         counts[DROPPED] += result.pathological
     write_groups(
-        pl.DataFrame(labels, schema=_LABEL_SPILL), "shard", spill / f"labels-{part.number:05d}.parquet"
+        pl.DataFrame(labels, schema=spill_schema), "shard", spill / f"labels-{part.number:05d}.parquet"
     )
-    questions.write(pa.Table.from_pydict(rows, QUESTION_SCHEMA))
+    questions.write(pa.Table.from_pydict(rows, questions.schema))
 
 
 def label_partitions(
@@ -150,9 +196,11 @@ def label_partitions(
             part = _load(spill, number, folder)
             if part is not None:
                 loaded[number] = part
-                yield from (
-                    ((number, i), answers) for i, answers in enumerate(part.groups["answer"].to_list())
-                )
+                answers = part.groups["answer"].to_list()
+                if "golds" in part.groups.columns:  # the task's first answer is the gold (None: none)
+                    golds = [g[0] if len(g) == 1 else None for g in part.groups["golds"].to_list()]
+                    answers = [[gold, *a] for gold, a in zip(golds, answers)]
+                yield from (((number, i), a) for i, a in enumerate(answers))
 
     counts = Counter({f"status {status}": 0 for status in (OK, TIE, NO_ANSWER)})
     with progress() as bar:

@@ -9,6 +9,10 @@ never leaves the task. Pass 3 writes the shard again with its labels attached by
 of one shard are read from the label spill (one row group per file), no join on string keys; the shard's
 column chunks are copied as they are (``vote_splice``), or, where its layout does not allow that or only a
 slice of its rows is kept, its rows are read and encoded again.
+
+A ``Layout`` says which optional columns the filter output carries: ``gold`` (a set with reference
+answers: every trace also gets ``gold_reward``) and ``dataset_verdict`` (the set's own verdicts, passed
+through as they are).
 """
 
 from __future__ import annotations
@@ -20,14 +24,37 @@ import polars as pl
 import pyarrow as pa
 
 from .answers.extract import extract_batch
-from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
+from .formats.canonical import trajectory_layout
 from .io.shards import ShardWriter, iter_batches, reject_nulls
 from .io.spill import partition_of, question_hash, read_group, write_groups
 from .vote_splice import splice_shard
 
 LABEL_FIELDS = [("answer", pa.string()), ("cluster", pa.int64()), ("reward", pa.float64())]
-TRAJECTORY_SCHEMA = pa.schema(list(FILTER_SCHEMA) + LABEL_FIELDS)
+GOLD_REWARD = ("gold_reward", pa.float64())  # verify(gold, answer): 1.0 / 0.0; null without a usable gold
 _EXTRACT_COLUMNS = ["question_id", "sample_idx", "question", "source", "difficulty", "response"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The filter output's optional columns: ``gold`` and the set's ``dataset_verdict``."""
+
+    gold: bool = False
+    verdicts: bool = False
+
+    @property
+    def input(self) -> pa.Schema:
+        return trajectory_layout(self.gold, self.verdicts)
+
+    @property
+    def labels(self) -> list[tuple[str, pa.DataType]]:
+        return LABEL_FIELDS + [GOLD_REWARD] * self.gold
+
+    @property
+    def output(self) -> pa.Schema:
+        return pa.schema([*self.input, *self.labels])
+
+
+TRAJECTORY_SCHEMA = Layout().output
 
 
 @dataclass(frozen=True)
@@ -49,11 +76,12 @@ def _hashes(batch: pa.RecordBatch) -> pl.Series:
     return ids.select(question_hash(pl.col("id")).alias("hash")).to_series()
 
 
-def extract_shard(path: Path, shard_no: int, slicing: Slicing, spill: Path) -> int:
+def extract_shard(path: Path, shard_no: int, slicing: Slicing, spill: Path, layout: Layout = Layout()) -> int:
     """Pass 1 for one shard: spill ``answers-<shard>.parquet``; returns the rows in the slice. The question
-    text is kept on each question's first sample in this shard only (not 16 times)."""
+    text is kept on each question's first sample in this shard only (not 16 times); the gold on every
+    sample (a question whose samples disagree on it has none)."""
     parts, offset = [], 0
-    for batch in iter_batches(path, columns=_EXTRACT_COLUMNS):
+    for batch in iter_batches(path, columns=_EXTRACT_COLUMNS + ["gold"] * layout.gold):
         reject_nulls(path, batch, ["question_id", "response"], offset)  # a null response has no answer
         hashes = _hashes(batch)
         meta = pl.from_arrow(batch.drop_columns(["response"])).with_columns(
@@ -87,19 +115,21 @@ def part_file(folder: Path, shard_no: int) -> Path:
     return folder / f".part-{shard_no:05d}.parquet"
 
 
-def write_shard(path: Path, shard_no: int, slicing: Slicing, spill: Path, folder: Path) -> int:
-    """Pass 3 for one shard: stream it and write it with ``answer``, ``cluster``, ``reward`` to
-    ``part_file(folder, shard_no)``; the k-th row of the slice gets the k-th label of the shard (labels
-    sorted by row). Returns the rows written."""
+def write_shard(
+    path: Path, shard_no: int, slicing: Slicing, spill: Path, folder: Path, layout: Layout = Layout()
+) -> int:
+    """Pass 3 for one shard: stream it and write it with ``answer``, ``cluster``, ``reward`` (and
+    ``gold_reward``) to ``part_file(folder, shard_no)``; the k-th row of the slice gets the k-th label of
+    the shard (labels sorted by row). Returns the rows written."""
     labels = read_group(spill.glob("labels-*.parquet"), "shard", shard_no).sort("row")
-    columns = [labels.get_column(name).to_arrow() for name, _ in LABEL_FIELDS] if labels.height else []
+    fields = layout.labels
+    columns = [labels.get_column(name).to_arrow() for name, _ in fields] if labels.height else []
     if slicing.num_shards == 1 and labels.height:  # every row kept: copy the text, do not re-encode it
-        names = [name for name, _ in LABEL_FIELDS]
-        table = pa.Table.from_arrays(columns, names=names).cast(pa.schema(LABEL_FIELDS))
-        if splice_shard(path, table, part_file(folder, shard_no)):
+        table = pa.Table.from_arrays(columns, names=[name for name, _ in fields]).cast(pa.schema(fields))
+        if splice_shard(path, table, part_file(folder, shard_no), layout.input):
             return labels.height
     writer, taken = None, 0
-    for batch in iter_batches(path, columns=FILTER_SCHEMA.names):
+    for batch in iter_batches(path, columns=layout.input.names):
         keep = slicing.keep(_hashes(batch))
         if keep is not None:
             batch = batch.filter(keep.to_arrow())
@@ -108,10 +138,10 @@ def write_shard(path: Path, shard_no: int, slicing: Slicing, spill: Path, folder
         if taken + batch.num_rows > labels.height:
             raise RuntimeError(f"{path}: the label spill holds {labels.height} rows, the shard more")
         attached = [column.slice(taken, batch.num_rows) for column in columns]
-        table = pa.Table.from_batches([batch]).select(FILTER_SCHEMA.names)
-        for (name, _), column in zip(LABEL_FIELDS, attached):
+        table = pa.Table.from_batches([batch]).select(layout.input.names)
+        for (name, _), column in zip(fields, attached):
             table = table.append_column(name, column)
-        writer = writer or ShardWriter(part_file(folder, shard_no), TRAJECTORY_SCHEMA)
+        writer = writer or ShardWriter(part_file(folder, shard_no), layout.output)
         writer.write(table)
         taken += batch.num_rows
     if writer is None:

@@ -60,27 +60,28 @@ from .io.parquet_footer import (
 from .io.shards import writer_options
 
 
-def splice_shard(source: Path, labels: pa.Table, target: Path) -> bool:
-    """Write ``target`` = ``source`` (every row, the ``filter`` schema) with ``labels``' columns attached
+def splice_shard(source: Path, labels: pa.Table, target: Path, head: pa.Schema = FILTER_SCHEMA) -> bool:
+    """Write ``target`` = ``source`` (every row, the ``filter`` schema ``head``: the OpenThoughts3 layout,
+    or that with a gold) with ``labels``' columns attached
     (row k of ``labels`` to row k of ``source``) by copying ``source``'s column chunks; ``False`` (and
     nothing written) when ``source``'s layout is not one this can copy (see the module doc).
 
     The spliced file is read back before it counts: its schema, its label columns and its small key
     columns (question_id, sample_idx: they locate the copied chunks) must equal what they should be, so a
     footer this module got wrong costs a re-encode, never a corrupt shard."""
-    if not _splice(source, labels, target):
+    if not _splice(source, labels, target, head):
         return False
-    if _reads_back(source, labels, target):
+    if _reads_back(source, labels, target, head):
         return True
     target.unlink(missing_ok=True)
     return False
 
 
-def _reads_back(source: Path, labels: pa.Table, target: Path) -> bool:
+def _reads_back(source: Path, labels: pa.Table, target: Path, head: pa.Schema) -> bool:
     keys = ["question_id", "sample_idx"]
     try:
         written = pq.ParquetFile(target)
-        full = pa.schema(list(FILTER_SCHEMA) + list(labels.schema))
+        full = pa.schema(list(head) + list(labels.schema))
         if not written.schema_arrow.equals(full, check_metadata=False):
             return False
         back = written.read(columns=keys + labels.column_names)
@@ -91,13 +92,13 @@ def _reads_back(source: Path, labels: pa.Table, target: Path) -> bool:
         return False
 
 
-def _splice(source: Path, labels: pa.Table, target: Path) -> bool:
+def _splice(source: Path, labels: pa.Table, target: Path, head_schema: pa.Schema) -> bool:
     label_schema = labels.schema
-    full = pa.schema(list(FILTER_SCHEMA) + list(label_schema))
-    template, head = _template(full), _template(FILTER_SCHEMA)
+    full = pa.schema(list(head_schema) + list(label_schema))
+    template, head = _template(full), _template(head_schema)
     label_template = _template(label_schema)
     footer, _ = _file_footer(source)
-    leaf = len(FILTER_SCHEMA)
+    leaf = len(head_schema)
     elements = _get(template, _FILE_SCHEMA)[1]
     if (
         _get(footer, _FILE_SCHEMA) != _get(head, _FILE_SCHEMA)

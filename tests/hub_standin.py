@@ -6,7 +6,8 @@ path from memory with ``http.server`` on 127.0.0.1 (a free port), in a backgroun
 
 Endpoints, as huggingface_hub 2.4 calls them (``hf_api.py``, ``file_download.py``, ``utils/_http.py``):
 
-- ``GET  /api/datasets/{repo}`` and ``/api/datasets/{repo}/revision/{rev}``: repo info (``sha``, ``siblings``)
+- ``GET  /api/datasets/{repo}`` and ``/api/datasets/{repo}/revision/{rev}``: repo info (``sha``, ``siblings``,
+  and ``cardData``: the YAML front matter of the repo's ``README.md``, parsed, as the Hub sends it)
 - ``GET  /api/datasets/{repo}/tree/{rev}[/{path}]?recursive=..``: files (size, oid, lfs) and folders
 - ``POST /api/datasets/{repo}/paths-info/{rev}`` (form ``paths=..``): the same entries for given paths
 - ``HEAD|GET /datasets/{repo}/resolve/{rev}/{path}``: the file, with ``X-Repo-Commit``, ``ETag``,
@@ -33,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 DEFAULT_REPO_ID = "open-thoughts/OpenThoughts3-1.2M"
 LAST_MODIFIED = "2025-06-01T12:00:00.000Z"
@@ -116,6 +118,15 @@ class StandinRepo:
 
 def is_lfs(path: str) -> bool:
     return path.endswith(".parquet")
+
+
+def card_data(readme: bytes | None) -> dict | None:
+    """The YAML front matter of a dataset card (``---`` ... ``---`` at the top), parsed; None without one."""
+    if not readme or not readme.startswith(b"---"):
+        return None
+    front = readme.decode().split("---", 2)[1]
+    data = yaml.safe_load(front)
+    return data if isinstance(data, dict) else None
 
 
 def git_blob_sha1(content: bytes) -> str:
@@ -280,6 +291,7 @@ def _make_handler(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
                     "likes": 0,
                     "siblings": [{"rfilename": path} for path in sorted(repo.files)],
                     "createdAt": LAST_MODIFIED,
+                    **({"cardData": card} if (card := card_data(repo.files.get("README.md"))) else {}),
                 }
             )
 

@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "eval": {"curate.io", "curate.answers", "curate", "train", "rollout"},
     "cli": {"curate.io", "curate.answers", "curate", "train", "rollout", "eval", "data"},
 }
-FOLDERS = ["curate/io", "curate/answers", "curate", "train", "rollout", "eval", "data"]
+FOLDERS = ["curate/io", "curate/answers", "curate/formats", "curate", "train", "rollout", "eval", "data"]
 
 
 def layer_of(module: str) -> str:

@@ -175,7 +175,7 @@ def test_a_splice_that_reads_back_wrong_is_discarded(tmp_path, monkeypatch, wron
     _shard_writer(source_table(), source)
     target = tmp_path / "spliced.parquet"
 
-    def wrong_splice(src, labels, out):
+    def wrong_splice(src, labels, out, head):
         rows, label_rows = wrong(pq.read_table(src), labels)
         schema = pa.schema(list(FILTER_SCHEMA) + list(labels.schema))
         pq.write_table(pa.Table.from_arrays([*rows.columns, *label_rows.columns], schema=schema), out)
@@ -184,3 +184,29 @@ def test_a_splice_that_reads_back_wrong_is_discarded(tmp_path, monkeypatch, wron
     monkeypatch.setattr(vote_splice, "_splice", wrong_splice)
     assert not splice_shard(source, label_table(), target)
     assert not target.exists()
+
+
+def test_a_shard_with_gold_answers_is_spliced_too(tmp_path):
+    """A filter output of a set with golds (``gold``, ``dataset_verdict``) gets its labels and
+    ``gold_reward`` by the same copy of column chunks, and reads as the re-encoded file."""
+    from offcurate.curate.vote_shards import Layout
+
+    layout = Layout(gold=True, verdicts=True)
+    table = source_table()
+    table = table.append_column("gold", pa.array([str(i % 13) for i in range(ROWS)]))
+    table = table.append_column(
+        "dataset_verdict", pa.array([None if i % 9 == 0 else i % 2 == 0 for i in range(ROWS)])
+    )
+    source = tmp_path / "in.parquet"
+    writer = ShardWriter(source, layout.input)
+    writer.write(table)
+    writer.close()
+    labels = label_table().append_column("gold_reward", pa.array([float(i % 2) for i in range(ROWS)]))
+    assert not splice_shard(source, labels, tmp_path / "refused.parquet")  # not the OpenThoughts3 layout
+    assert splice_shard(source, labels, tmp_path / "spliced.parquet", layout.input)
+    got = pq.read_table(tmp_path / "spliced.parquet")
+    assert got.schema.equals(layout.output, check_metadata=False)
+    want = table
+    for name in labels.column_names:
+        want = want.append_column(name, labels[name])
+    assert got.equals(want.cast(layout.output))

@@ -115,6 +115,14 @@ def train(
     input: Annotated[
         Path, _opt("An `offcurate vote` output or `sample` mix.", "-i", "--input", panel=DATA)
     ] = Path("data/voted"),
+    reward: Annotated[
+        str,
+        _opt(
+            "`vote` (majority vote) or `gold` (against the set's gold answers: `gold_reward`; questions "
+            "without one are skipped).",
+            panel=DATA,
+        ),
+    ] = "vote",
     questions_per_step: Annotated[
         int, _opt("Questions per optimizer step (each with all its traces).", panel=DATA)
     ] = 8,
@@ -261,6 +269,7 @@ def train(
         lora_alpha=lora_alpha,
         lora_targets=lora_targets,
         merge=merge,
+        reward=reward,
     )
     report = run_training(cfg)
     if report is not None:  # under torchrun only rank 0 reports

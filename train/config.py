@@ -37,6 +37,7 @@ IDENTITY = (
     "lora_r",
     "lora_alpha",
     "lora_targets",
+    "reward",
 )
 
 
@@ -75,6 +76,7 @@ class TrainConfig:
     lora_alpha: float | None = None  # None: 2·r
     lora_targets: str = "all-linear"
     merge: bool = False
+    reward: str = "vote"  # vote: majority-vote rewards; gold: scores against the dataset's gold (data.py)
 
     def validate(self) -> None:
         checks = [
@@ -105,6 +107,7 @@ class TrainConfig:
             (self.lora_r > 0 or self.lora_alpha is None, "--lora-alpha applies to LoRA runs: pass --lora-r"),
             (self.lora_r > 0 or self.lora_targets == "all-linear", "--lora-targets applies to LoRA runs"),
             (self.lora_r > 0 or not self.merge, "--merge folds LoRA adapters in: pass --lora-r"),
+            (self.reward in ("vote", "gold"), f"--reward must be vote or gold, got {self.reward!r}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -7,6 +7,10 @@ Rows of one question may sit in different shards, and the text (tens of KB a tra
 once. So a first pass reads only the small columns and remembers where every trace lives (shard, row group,
 row); a training step then reads just the row groups holding its questions (``RowReader``, with a small
 LRU cache). Questions whose reward is null (vote status tie / no_answer) are skipped and counted by status.
+
+``reward="gold"`` (``train --reward gold``) reads ``gold_reward`` instead, the score against the dataset's
+gold answer that ``vote`` writes on a set that has one: every question with a readable gold trains, tied
+votes included, and the questions without one are skipped and counted.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 
 INDEX_COLUMNS = ["question_id", "sample_idx", "reward"]
 TEXT_COLUMNS = ["question", "response"]
+REWARD_COLUMNS = {"vote": "reward", "gold": "gold_reward"}  # --reward -> the column its advantages use
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,12 @@ def _question_status(questions: Path | None) -> dict[str, str]:
     return status
 
 
-def open_voted(path: Path) -> VotedIndex:
-    """Index the trajectories (small columns only) and keep the questions whose every reward is set."""
+def open_voted(path: Path, reward: str = "vote") -> VotedIndex:
+    """Index the trajectories (small columns only) and keep the questions whose every reward is set;
+    ``reward``: ``vote`` (majority-vote rewards) or ``gold`` (rewards against the dataset's gold)."""
+    if reward not in REWARD_COLUMNS:
+        raise InputError(f"--reward must be one of {', '.join(REWARD_COLUMNS)}, got {reward!r}")
+    column = REWARD_COLUMNS[reward]
     trajectories, questions = resolve_input(path)
     shards = list_shards(trajectories)
     by_question: dict[str, Group] = {}
@@ -110,19 +119,24 @@ def open_voted(path: Path) -> VotedIndex:
     n_rows = 0
     for s, shard in enumerate(shards):
         pf = open_shard(shard)
-        check_columns(shard, pf.schema_arrow, REQUIRED)
+        if column not in pf.schema_arrow.names and reward == "gold":
+            raise InputError(
+                f"{shard}: --reward gold needs a 'gold_reward' column: vote a set with gold answers "
+                "(filter --format openr1-math, ... or --format columns --gold-col)"
+            )
+        check_columns(shard, pf.schema_arrow, {**REQUIRED, column: ("float64 (nullable)", is_float)})
         digest.update(f"{shard.relative_to(trajectories)}:{pf.metadata.num_rows};".encode())
         first_row = 0
         for rg in range(pf.num_row_groups):
             try:
-                table = pf.read_row_group(rg, columns=INDEX_COLUMNS)
+                table = pf.read_row_group(rg, columns=[*INDEX_COLUMNS[:2], column])
             except (pa.ArrowException, OSError) as err:
                 raise InputError(f"{shard}: corrupt Parquet data ({err})") from None
             check_utf8(shard, table, first_row)
             first_row += table.num_rows
             qids = table.column("question_id").to_pylist()
             sidx = table.column("sample_idx").to_pylist()
-            rewards = table.column("reward").cast(pa.float64()).to_pylist()
+            rewards = table.column(column).cast(pa.float64()).to_pylist()
             for row, (qid, si, r) in enumerate(zip(qids, sidx, rewards)):
                 group = by_question.get(qid)
                 if group is None:
@@ -137,7 +151,10 @@ def open_voted(path: Path) -> VotedIndex:
     groups, skipped = [], Counter()
     for group in by_question.values():
         if any(r is None for r in group.rewards):
-            skipped[f"question status {status.get(group.question_id, 'not ok')} (null reward)"] += 1
+            if reward == "gold":
+                skipped["question without a readable gold (null gold_reward)"] += 1
+            else:
+                skipped[f"question status {status.get(group.question_id, 'not ok')} (null reward)"] += 1
             continue
         order = sorted(range(len(group.refs)), key=lambda i: group.sample_idx[i])
         group.refs = [group.refs[i] for i in order]
@@ -145,8 +162,9 @@ def open_voted(path: Path) -> VotedIndex:
         group.rewards = [float(group.rewards[i]) for i in order]
         groups.append(group)
     if not groups:
+        what = "a readable gold" if reward == "gold" else "status ok"
         raise InputError(
-            f"{trajectories}: no question with status ok (every reward is null: {dict(skipped)}); "
+            f"{trajectories}: no question with {what} (every {column} is null: {dict(skipped)}); "
             "nothing to train on"
         )
     return VotedIndex(shards, groups, skipped, n_rows, digest.hexdigest()[:16])

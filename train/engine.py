@@ -171,7 +171,9 @@ def _run(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> StageReport | 
     report = StageReport("train", output=str(cfg.output))
     precision = resolve_precision(cfg.dtype, device)
     check_distinct(cfg.output, (cfg.input,))  # --overwrite would delete an input inside the run folder
-    index = open_voted(cfg.input)  # bad options and input fail here, before the run folder is touched
+    index = open_voted(
+        cfg.input, cfg.reward
+    )  # bad options and input fail here, before the run folder is touched
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     lock = output_lock(cfg.output) if ranks.main else contextlib.nullcontext()  # rank 0 owns the run folder
     with write_errors(cfg.output), lock:  # one train writes a run folder at a time

@@ -13,14 +13,25 @@ is wrong, and it is equivalent to nothing but copies of itself. Unlike ``vote``,
 it in the vote as its own class: a model that keeps writing one unverifiable answer has that as its
 majority, and maj@k is 0. ``ScoreProblem`` is a pool job (``pool.VerifyPool``): the watchdog also covers a
 worker stuck in C code.
+
+``LabelWithGold`` is ``vote``'s job on a set that ships gold answers: the vote exactly as without a gold
+(``label_question``), plus each trace's ``verify(gold, answer)`` (one direction, as here) and whether the
+majority answer is right, so the pseudo-label's accuracy can be measured.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cluster import Equivalent, GroupLabel, label_group, most_written
-from .equivalence import Pathological, ScoreAgainstGold, Verifier
+from .cluster import OK, Equivalent, GroupLabel, label_group, most_written
+from .equivalence import (
+    LabelQuestion,
+    Pathological,
+    QuestionResult,
+    ScoreAgainstGold,
+    Verifier,
+    label_question,
+)
 from .extract import answer_key
 
 
@@ -96,3 +107,60 @@ class ScoreProblem:
         """After the watchdog killed a worker: string identity only, for both correctness and the vote."""
         correct = [s == 1.0 for s in ScoreAgainstGold().fallback(answers)]
         return problem_score(correct, label_group(answers[1:], lambda a, b: False), answers[1:], 0)
+
+
+GOLD_OK, GOLD_MISSING, GOLD_UNREADABLE = "ok", "missing", "unreadable"
+
+
+def gold_status(gold: str | None, verifier: Verifier) -> str:
+    """``ok`` when math-verify reads the gold as mathematics; ``unreadable`` when it times out or yields
+    only text (``\\frac{3}{``: a truncated or broken gold scores nothing and proves nothing), else
+    ``missing``."""
+    if gold is None:
+        return GOLD_MISSING
+    try:
+        parsed = verifier.parse(gold)
+    except Pathological:
+        return GOLD_UNREADABLE
+    return GOLD_OK if len(parsed) >= 2 else GOLD_UNREADABLE
+
+
+@dataclass(frozen=True)
+class GoldResult(QuestionResult):
+    """A vote result plus, when the gold is readable (``gold_status`` ok), each trace's gold reward
+    (1.0 when ``verify(gold, answer)`` holds, 0.0 otherwise or without an answer) and whether the majority
+    answer is right (None unless the vote's status is ok)."""
+
+    gold_status: str = GOLD_MISSING
+    gold_rewards: list[float] | None = None
+    gold_agrees: bool | None = None
+
+
+def _with_gold(result: QuestionResult, status: str, rewards: list[float] | None) -> GoldResult:
+    agrees = None
+    if rewards is not None and result.label.status == OK:
+        agrees = rewards[result.answers.index(result.label.majority_answer)] == 1.0
+    if status != GOLD_OK:
+        rewards = None
+    return GoldResult(result.label, result.answers, result.pathological, status, rewards, agrees)
+
+
+@dataclass(frozen=True)
+class LabelWithGold:
+    """Pool job: ``answers[0]`` is the gold (None: the question has none), the rest the traces' answers.
+    The vote is ``LabelQuestion``'s; gold rewards are ``ScoreAgainstGold`` over the answers the vote kept
+    (a trace whose answer timed out has none: 0.0, as ``eval`` scores it)."""
+
+    def run(self, answers: list[str | None], verifier: Verifier) -> GoldResult:
+        gold, traces = answers[0], answers[1:]
+        result = label_question(traces, verifier)
+        status = gold_status(gold, verifier)
+        rewards = ScoreAgainstGold().run([gold, *result.answers], verifier) if status == GOLD_OK else None
+        return _with_gold(result, status, rewards)
+
+    def fallback(self, answers: list[str | None]) -> GoldResult:
+        """After the watchdog killed a worker: string identity for the vote and against the gold."""
+        result = LabelQuestion().fallback(answers[1:])
+        if answers[0] is None:
+            return _with_gold(result, GOLD_MISSING, None)
+        return _with_gold(result, GOLD_OK, ScoreAgainstGold().fallback(answers))
