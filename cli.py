@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from .curate.io.checks import check_counts, check_positive
-from .curate.io.errors import OffcurateError
+from .curate.io.errors import OffcurateError, ReportedElsewhere
 from .eval.command import eval_command
 from .rollout import options as opts
 from .train.command import train
@@ -100,7 +100,8 @@ def filter_(
     input: InputDir = Path("data/raw"),
     output: OutputDir = Path("data/math"),
     domain: Annotated[
-        list[str], typer.Option("--domain", help="Domains to keep (repeat the option for several).")
+        list[str],
+        typer.Option("--domain", metavar="<str>", help="Domains to keep (repeat the option for several)."),
     ] = ["math"],  # noqa: B006
     overwrite: Overwrite = False,
 ) -> None:
@@ -337,6 +338,32 @@ app.command("train")(train)
 app.command("eval")(eval_command)
 
 
+class _NoFlagMetavar:
+    """A flag (``--overwrite``, ``--resume``, ``--help``) takes no value, so --help shows no type beside
+    it (typer 0.2x shows ``<bool>``, as if one were expected)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_NoFlagMetavar, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_NoFlagMetavar, typer.core.TyperGroup):
+    pass
+
+
+app.info.cls = _Group
+for _command in app.registered_commands:  # every command registered above (typer's default class)
+    if _command.cls in (None, typer.core.TyperCommand):
+        _command.cls = _Command
+
+
 def _parse_edges(edges: str | None) -> tuple[float, ...] | None:
     if edges is None:
         return None
@@ -381,6 +408,11 @@ def _main() -> None:
 
     try:
         app()
+    except ReportedElsewhere:
+        # under torchrun, another rank says this failure on one line (train/distributed.agree); leaving
+        # at once could get that rank stopped by torchrun before it printed
+        time.sleep(RANK_ERROR_GRACE_S)
+        sys.exit(2)
     except OffcurateError as err:
         rank = os.environ.get("RANK", "0")
         if rank != "0":
