@@ -259,10 +259,27 @@ def disk_errors(target: Path, after: str = "") -> Iterator[None]:
         raise
     except BaseException as err:
         reason = _write_failure(err)
+        if reason is None and not isinstance(err, KeyboardInterrupt) and _disk_is_full(target):
+            # torch's zip writer can meet the full disk as a short write ("unexpected pos 704 vs 598")
+            reason = None, os.strerror(errno.ENOSPC)
         if reason is None:
             raise
         where, why = reason
         raise OffcurateError(f"{where or target}: {why}; {target.name} was not written{after}") from None
+
+
+FULL_BELOW = 1 << 20  # bytes free under which a failed write is taken for a full disk
+
+
+def _disk_is_full(path: Path) -> bool:
+    """Less than ``FULL_BELOW`` bytes left where ``path`` is written (its nearest existing folder)."""
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW
+    except OSError:
+        return False
 
 
 _FAILURE_TEXT = {os.strerror(code): code for code in WRITE_FAILURES}
