@@ -125,7 +125,9 @@ def starting_point(cfg: TrainConfig, index: VotedIndex, ranks: Ranks) -> Start:
         checkpoint, state, skipped = resume_checkpoint(cfg.output)
         if skipped and ranks.main:
             console.print(
-                f"[yellow]warning: skipped {'; '.join(skipped)}; resuming from {checkpoint.name}[/]",
+                f"warning: skipped {'; '.join(skipped)}; resuming from {checkpoint.name}",
+                style="yellow",
+                markup=False,
                 highlight=False,
                 soft_wrap=True,
             )
