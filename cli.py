@@ -25,6 +25,9 @@ from .train.command import train
 # seconds a rank other than 0 waits before saying an error: long enough for torchrun to stop it once rank 0
 # has said the same error (it checks every 0.1 s), short beside a failed run
 RANK_ERROR_GRACE_S = 5.0
+# seconds a rank waits, silent, when another rank says the error (train/distributed.agree): torchrun stops
+# it as soon as that rank has said it and left; the wait only ends a run whose speaker hangs
+QUIET_RANK_WAIT_S = 60.0
 
 app = typer.Typer(
     name="offcurate",
@@ -358,12 +361,6 @@ class _Group(_NoFlagMetavar, typer.core.TyperGroup):
     pass
 
 
-app.info.cls = _Group
-for _command in app.registered_commands:  # every command registered above (typer's default class)
-    if _command.cls in (None, typer.core.TyperCommand):
-        _command.cls = _Command
-
-
 def _parse_edges(edges: str | None) -> tuple[float, ...] | None:
     if edges is None:
         return None
@@ -411,7 +408,7 @@ def _main() -> None:
     except ReportedElsewhere:
         # under torchrun, another rank says this failure on one line (train/distributed.agree); leaving
         # at once could get that rank stopped by torchrun before it printed
-        time.sleep(RANK_ERROR_GRACE_S)
+        time.sleep(QUIET_RANK_WAIT_S)
         sys.exit(2)
     except OffcurateError as err:
         rank = os.environ.get("RANK", "0")
@@ -423,6 +420,11 @@ def _main() -> None:
         console.print(f"[bold red]error:[/] {where}{escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
+
+app.info.cls = _Group
+for _command in app.registered_commands:  # every command (keep this after the last registration)
+    if _command.cls in (None, typer.core.TyperCommand):
+        _command.cls = _Command
 
 if __name__ == "__main__":
     main()

@@ -122,7 +122,7 @@ def adapter_base(folder: str | Path) -> str | None:
     for candidate in (Path(base), folder.resolve().parent / Path(base).name):
         if candidate.is_dir():
             return str(candidate.resolve())
-    if Path(base).is_absolute() or base.startswith("."):
+    if base.startswith(("/", ".", "~")) or base.count("/") > 1:  # a path, not a Hub id
         raise OffcurateError(
             f"{folder}: the adapter's base model {base} is gone (a LoRA adapter needs its base; "
             "use the run's final-merged/ from --merge, or put the base back)"

@@ -37,7 +37,9 @@ class Bar(Progress):
     """rich's live bar on a terminal; elsewhere one plain line per task at a steady interval (module doc).
 
     The line says done/total, the rate since the task started (done steps of a resumed run excluded), the
-    elapsed time and the ETA, and the task's ``info`` field when it has one; a finished task says so once.
+    elapsed time and the ETA, and the task's ``info`` field when it has one. The first line comes one
+    interval after the start and a finished task says so once, so a task shorter than the interval
+    prints nothing (a one-line error stays one line).
     """
 
     def __init__(self, *columns: Any, every: float | None = None, **kwargs: Any):
@@ -65,16 +67,17 @@ class Bar(Progress):
         if not self.plain or task_id in self._done:
             return
         task, now = self._tasks[task_id], time.monotonic()
+        started, first = self._start[task_id]
         done = task.total is not None and task.completed >= task.total
         last = self._said.get(task_id)
-        if not done and last is not None and now - last < self.every:
-            return
-        if not done and last is None and task.completed <= self._start[task_id][1]:
-            return  # nothing done yet (a resumed bar's first advance): no rate to show
+        if done:  # the end of a task that said something (a short one stays quiet: no clutter in logs)
+            if last is None and self.every > 0:
+                return
+        elif now - (started if last is None else last) < self.every or task.completed <= first:
+            return  # not yet time, or nothing done yet (a resumed bar): no rate to show
         self._said[task_id] = now
         if done:
             self._done.add(task_id)
-        started, first = self._start[task_id]
         line = plain_line(
             task.description, task.completed, task.total, task.completed - first, now - started,
             task.fields.get("info"),
