@@ -114,8 +114,9 @@ def test_a_full_disk_at_a_checkpoint_is_said_once_and_leaves_nothing(tmp_path, v
     said_once(result, "No space left on device; checkpoint-000002 was not written")
     assert not run.exists()  # a fresh run without a checkpoint leaves nothing (no .checkpoint-N.tmp)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    ok(torchrun(tmp_path, voted, run))  # space freed: the same command
-    assert (run / "final" / "model.safetensors").exists()
+    if fault is RANK0_HF_WRITE:  # (once: a 2-rank run costs ~15 s)
+        ok(torchrun(tmp_path, voted, run))  # space freed: the same command
+        assert (run / "final" / "model.safetensors").exists()
 
 
 def test_a_real_full_disk_two_ranks(tmp_path, voted):

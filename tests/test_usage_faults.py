@@ -6,16 +6,15 @@ a LoRA run's final/ usable from anywhere, a benchmark question given twice, flag
 Before: under Slurm or nohup, `rollout` and `eval --model` printed nothing for hours (rich hides its live
 view without a terminal) and `train` printed steps without a rate or ETA; a LoRA adapter stored its base
 as the relative path the run was started with, and `eval --model RUN/final` said "Unrecognized model";
-`eval` scored a repeated question twice ("problems 2, responses 4"); every flag showed `<bool>`.
+`eval` scored a repeated question twice ("problems 2, responses 4"); every flag showed `<bool>`. The
+commands run in-process; under pytest's capture stderr is no terminal, as under nohup or Slurm.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,8 +29,6 @@ from typer.testing import CliRunner
 from offcurate.cli import app, main
 from offcurate.curate.io.ids import question_id
 
-OFFCURATE = Path(sys.executable).with_name("offcurate")
-COMMAND = [str(OFFCURATE)] if OFFCURATE.exists() else [sys.executable, "-m", "offcurate"]
 TRAIN = [
     "--model", "tiny-random", "--device", "cpu", "--max-len", "512", "--tokens-per-micro-batch", "512",
     "--questions-per-step", "2", "--warmup-steps", "0", "--lr", "1e-2", "--save-every", "0",
@@ -51,15 +48,9 @@ def benchmark(folder: Path, questions: list[tuple[str, str]], name: str = "toy")
     return path
 
 
-def offcurate(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """The installed command in a subprocess: its stderr is a pipe, as under nohup or Slurm."""
-    env = {**os.environ, "OFFCURATE_PROGRESS_SECONDS": "0", "COLUMNS": "200"}
-    return subprocess.run(
-        [*COMMAND, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
 def cli(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """``offcurate ARGS`` in-process: (exit code, stderr); every progress update prints its plain line."""
+    monkeypatch.setenv("OFFCURATE_PROGRESS_SECONDS", "0")
     monkeypatch.setattr(sys, "argv", ["offcurate", *map(str, args)])
     with pytest.raises(SystemExit) as info:
         main()
@@ -73,31 +64,34 @@ def plain_lines(stderr: str, what: str) -> list[tuple[int, int]]:
     return [(int(m.group(1)), int(m.group(2))) for m in re.finditer(PLAIN.format(what=what), stderr)]
 
 
-def test_train_prints_progress_lines_with_rate_and_eta(tmp_path, voted):
-    result = offcurate(tmp_path, "train", "-i", voted, "-o", "run", *TRAIN, "--max-steps", "3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert plain_lines(result.stderr, "train") == [(1, 3), (2, 3), (3, 3)], result.stderr[-3000:]
+def test_train_prints_progress_lines_with_rate_and_eta(tmp_path, monkeypatch, capsys, voted):
+    code, err = cli(
+        monkeypatch, capsys, "train", "-i", voted, "-o", tmp_path / "run", *TRAIN, "--max-steps", "3"
+    )
+    assert code == 0, err
+    assert plain_lines(err, "train") == [(1, 3), (2, 3), (3, 3)], err
 
 
-def test_rollout_prints_progress_lines(tmp_path):
+def test_rollout_prints_progress_lines(tmp_path, monkeypatch, capsys):
     questions = {"question": ["What is 1+1?", "What is 2+2?", "What is 3+3?"]}
     pq.write_table(pa.table(questions), tmp_path / "questions.parquet")
-    result = offcurate(
-        tmp_path, "rollout", "-i", "questions.parquet", "-o", "samples", "--model", "tiny-random",
-        "--questions", "all", *SAMPLE[:-2], "--batch-size", "1",
+    code, err = cli(
+        monkeypatch, capsys, "rollout", "-i", tmp_path / "questions.parquet", "-o", tmp_path / "samples",
+        "--model", "tiny-random", "--questions", "all", *SAMPLE[:-2], "--batch-size", "1",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert plain_lines(result.stderr, r"rollout: [\d,]+ tok/s") == [(1, 3), (2, 3), (3, 3)], result.stderr
+    assert code == 0, err
+    assert plain_lines(err, r"rollout: [\d,]+ tok/s") == [(1, 3), (2, 3), (3, 3)], err
 
 
-def test_eval_model_prints_progress_lines(tmp_path):
+def test_eval_model_prints_progress_lines(tmp_path, monkeypatch, capsys):
     bench = benchmark(tmp_path, [("What is 1+1?", "2"), ("What is 2+2?", "4")])
-    result = offcurate(
-        tmp_path, "eval", "-b", bench, "--model", "tiny-random", "-o", "ev", *SAMPLE, "--workers", "1"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert plain_lines(result.stderr, r"rollout: [\d,]+ tok/s")[-1] == (2, 2), result.stderr[-3000:]
-    assert plain_lines(result.stderr, "eval: score")[-1] == (2, 2), result.stderr[-3000:]
+    code, err = cli(
+        monkeypatch, capsys, "eval", "-b", bench, "--model", "tiny-random", "-o", tmp_path / "ev", *SAMPLE,
+        "--workers", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert plain_lines(err, r"rollout: [\d,]+ tok/s")[-1] == (2, 2), err
+    assert plain_lines(err, "eval: score")[-1] == (2, 2), err
 
 
 def test_a_plain_line_says_rate_and_eta():
@@ -120,10 +114,25 @@ def lora_run(tmp_path_factory, voted) -> Path:
     """A LoRA run started with a relative -o from its own working directory."""
     pytest.importorskip("peft")
     start = tmp_path_factory.mktemp("lora-start")
-    result = offcurate(
-        start, "train", "-i", voted, "-o", "runs/lora", *TRAIN, "--max-steps", "2", "--lora-r", "4"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    argv = [
+        "offcurate",
+        "train",
+        "-i",
+        str(voted),
+        "-o",
+        "runs/lora",
+        *TRAIN,
+        "--max-steps",
+        "2",
+        "--lora-r",
+        "4",
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(start)
+        mp.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as info:
+            main()
+    assert info.value.code == 0
     return start / "runs" / "lora"
 
 
@@ -133,20 +142,22 @@ def test_adapter_stores_an_absolute_base(lora_run):
 
 
 @pytest.mark.parametrize("moved", [False, True], ids=["in_place", "run_folder_moved"])
-def test_eval_loads_an_adapter_on_its_base_from_anywhere(tmp_path, lora_run, moved):
+def test_eval_loads_an_adapter_on_its_base_from_anywhere(tmp_path, monkeypatch, capsys, lora_run, moved):
     run = lora_run
     if moved:  # its recorded base is gone with it: the base beside final/ (RUN/tiny-random) is used
         run = shutil.copytree(lora_run, tmp_path / "elsewhere" / "lora")
         shutil.move(lora_run / "tiny-random", tmp_path / "parked")
+    monkeypatch.chdir(tmp_path)  # not where the run was started
+    bench = benchmark(tmp_path, [("What is 1+1?", "2")])
     try:
-        bench = benchmark(tmp_path, [("What is 1+1?", "2")])
-        result = offcurate(
-            tmp_path, "eval", "-b", bench, "--model", run / "final", "-o", "ev", *SAMPLE, "--workers", "1"
-        )
+        code, err = cli(
+            monkeypatch, capsys, "eval", "-b", bench, "--model", run / "final", "-o", "ev", *SAMPLE,
+            "--workers", "1",
+        )  # fmt: skip
     finally:
         if moved:
             shutil.move(tmp_path / "parked", lora_run / "tiny-random")
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err
     assert json.loads((tmp_path / "ev" / "summary.json").read_text())["benchmarks"][0]["scored"] == 1
 
 
