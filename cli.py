@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from .curate.io.checks import check_counts, check_positive
-from .curate.io.errors import OffcurateError
+from .curate.io.errors import OffcurateError, ReportedElsewhere
 from .eval.command import eval_command
 from .rollout import options as opts
 from .train.command import train
@@ -25,6 +25,9 @@ from .train.command import train
 # seconds a rank other than 0 waits before saying an error: long enough for torchrun to stop it once rank 0
 # has said the same error (it checks every 0.1 s), short beside a failed run
 RANK_ERROR_GRACE_S = 5.0
+# seconds a rank waits, silent, when another rank says the error (train/distributed.agree): torchrun stops
+# it as soon as that rank has said it and left; the wait only ends a run whose speaker hangs
+QUIET_RANK_WAIT_S = 60.0
 
 app = typer.Typer(
     name="offcurate",
@@ -128,7 +131,9 @@ def filter_(
     output: OutputDir = Path("data/math"),
     domain: Annotated[
         list[str],
-        typer.Option("--domain", help="Domains to keep (repeat for several; OpenThoughts3 only)."),
+        typer.Option(
+            "--domain", metavar="<str>", help="Domains to keep (repeat for several; OpenThoughts3 only)."
+        ),
     ] = ["math"],  # noqa: B006
     workers: Annotated[
         int | None, typer.Option(help="Threads reading shards in parallel (default: one per core).")
@@ -458,6 +463,26 @@ app.command("train")(train)
 app.command("eval")(eval_command)
 
 
+class _NoFlagMetavar:
+    """A flag (``--overwrite``, ``--resume``, ``--help``) takes no value, so --help shows no type beside
+    it (typer 0.2x shows ``<bool>``, as if one were expected)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_NoFlagMetavar, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_NoFlagMetavar, typer.core.TyperGroup):
+    pass
+
+
 def _parse_edges(edges: str | None) -> tuple[float, ...] | None:
     if edges is None:
         return None
@@ -502,6 +527,11 @@ def _main() -> None:
 
     try:
         app()
+    except ReportedElsewhere:
+        # under torchrun, another rank says this failure on one line (train/distributed.agree); leaving
+        # at once could get that rank stopped by torchrun before it printed
+        time.sleep(QUIET_RANK_WAIT_S)
+        sys.exit(2)
     except OffcurateError as err:
         rank = os.environ.get("RANK", "0")
         if rank != "0":
@@ -512,6 +542,11 @@ def _main() -> None:
         console.print(f"[bold red]error:[/] {where}{escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
+
+app.info.cls = _Group
+for _command in app.registered_commands:  # every command (keep this after the last registration)
+    if _command.cls in (None, typer.core.TyperCommand):
+        _command.cls = _Command
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,8 @@ trace's; Minerva math keeps its gold there).
 Public files store answers as strings, ints or floats (AMC23: ``27.0``), so a numeric gold becomes the
 string a person would write (``27``, ``0.5``) before math-verify sees it. Anything unusable stops the
 run with one line naming the file, row and column: a silently skipped problem would change the score.
+A question given twice with the same gold is one problem, counted once (``duplicates`` says how many
+rows were folded, and eval's summary reports them); twice with different golds is an error.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Benchmark:
 
     name: str
     path: Path
-    problems: pl.DataFrame  # question_id, question, gold (all strings)
+    problems: pl.DataFrame  # question_id, question, gold (all strings), one row per question
+    duplicates: int = 0  # rows that repeated an earlier question with the same gold (counted once)
 
 
 def gold_text(value: object) -> str | None:
@@ -142,7 +145,13 @@ def load_benchmark(path: Path) -> Benchmark:
             f"{path}: the question {question[0][:60]!r} has conflicting golds {gold[0]!r} and "
             f"{next(g for g in gold if g != gold[0])!r} ({conflicts.height} such questions)"
         )
-    return Benchmark(name=path.stem if path.is_file() else path.name, path=path, problems=problems)
+    unique = problems.unique("question_id", keep="first", maintain_order=True)
+    return Benchmark(
+        name=path.stem if path.is_file() else path.name,
+        path=path,
+        problems=unique,
+        duplicates=problems.height - unique.height,
+    )
 
 
 def load_benchmarks(paths: Sequence[Path | Benchmark]) -> list[Benchmark]:

@@ -195,6 +195,9 @@ def evaluate(
         results.write_parquet(tmp / "results.parquet")
         summary.write_parquet(tmp / "summary.parquet")
         meta = {"responses": str(responses), "timeout": timeout, "benchmarks": summary.to_dicts()}
+        repeated = {b.name: b.duplicates for b in benchmarks if b.duplicates}
+        if repeated:  # questions given twice in a benchmark file, counted once
+            meta["repeated_questions"] = repeated
         (tmp / "summary.json").write_text(json.dumps(meta, indent=2) + "\n")
         write_card(
             tmp,
@@ -217,6 +220,9 @@ def evaluate(
     )
     if unmatched:
         report.dropped["responses to no benchmark problem"] = unmatched
+    duplicates = sum(b.duplicates for b in benchmarks)
+    if duplicates:  # a question given twice (same gold) is one problem: scored once, not weighted twice
+        report.dropped["repeated benchmark question (counted once)"] = duplicates
     if killed:
         report.counts["workers killed by the watchdog"] = killed
     report.finish()

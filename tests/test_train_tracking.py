@@ -19,7 +19,7 @@ from offcurate.cli import app
 from offcurate.curate.io.errors import OffcurateError
 from offcurate.train.config import TrainConfig
 from offcurate.train.engine import run_training
-from offcurate.train.tracking import parse_report_to
+from offcurate.train.tracking import parse_report_to, tracker_name
 
 OPTIONS = dict(
     model="tiny-random", device="cpu", lr=1e-2, warmup_steps=0, max_steps=3, questions_per_step=2,
@@ -112,9 +112,10 @@ def test_wandb_offline_and_trackio_local_get_every_row(tmp_path):
     (record,) = (run / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
     assert b"train/loss" in record.read_bytes() and b"train/grad_norm" in record.read_bytes()
 
+    name = tracker_name(run, json.loads((run / "run.json").read_text())["run_id"])  # run-<id>
     dump = (
         "import json; from trackio.sqlite_storage import SQLiteStorage as S; "
-        "print(json.dumps(S.get_logs('offcurate-test', 'run'), default=str))"
+        f"print(json.dumps(S.get_logs('offcurate-test', '{name}'), default=str))"
     )
     logs = json.loads(subprocess.run([sys.executable, "-c", dump], env=env, capture_output=True,
                                      text=True, timeout=120, check=True).stdout)  # fmt: skip

@@ -18,6 +18,7 @@ checkpoints are kept. Resuming on the same device and world size reproduces the 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import shutil
@@ -31,9 +32,10 @@ import torch
 import torch.distributed as dist
 
 from ..curate.io.errors import OffcurateError
-from ..curate.io.output import atomic_output
-from .distributed import Ranks, barrier
-from .lora import adapter_state, is_lora
+from ..curate.io.output import WRITE_FAILURES, atomic_output, is_write_failure
+from .distributed import Ranks, agree, barrier, on_rank0
+from .integrity import dcp_problem, json_problem, weights_problem
+from .lora import absolute_base, adapter_state, is_lora
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -112,13 +114,15 @@ def full_model_state(policy: torch.nn.Module, ranks: Ranks) -> dict[str, torch.T
 
 
 def _write_hf(folder: Path, model: PreTrainedModel, tokenizer, state: dict | None) -> None:
-    """A transformers model folder, or for a LoRA run the peft adapter folder."""
+    """A transformers model folder, or for a LoRA run the peft adapter folder (its base made absolute)."""
     if is_lora(model) and state is not None:
         model.save_pretrained(folder, state_dict=adapter_state(state), safe_serialization=True)
     elif state is None:
         model.save_pretrained(folder, safe_serialization=True)
     else:
         model.save_pretrained(folder, state_dict=state, safe_serialization=True)
+    if is_lora(model):
+        absolute_base(folder)
     tokenizer.save_pretrained(folder)
 
 
@@ -175,21 +179,27 @@ def save_checkpoint(
     does not hold the horizon of its cosine, so a resumed run rebuilds it from this number.
     """
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     final = checkpoint_dir(run_dir, step)
     tmp = run_dir / f".{final.name}.tmp"  # the same path on every rank: they all write into it
-    if ranks.main:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-    barrier(ranks)
-    model_state, optim_state = get_state_dict(policy, optimizer, options=_state_options(policy))
-    with _one_process_is_fine():
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp / SHARDED)
-    full = full_model_state(policy, ranks)
-    rngs = gather_rng_states(ranks)
-    if ranks.main:
-        _write_hf(tmp, model, tokenizer, full)
+    try:
+        # each phase ends with every rank saying how it went (``agree``): a rank that failed (a full
+        # disk) stops them all at once, and the error is said once, on one line
+        on_rank0(ranks, lambda: _as_one_line(final, _fresh_folder, tmp))
+        model_state, optim_state = get_state_dict(policy, optimizer, options=_state_options(policy))
+        error = None
+        try:
+            with _one_process_is_fine():
+                _as_one_line(
+                    final, dcp.save, {"model": model_state, "optim": optim_state}, checkpoint_id=tmp / SHARDED
+                )
+        except (Exception, CheckpointException) as err:  # DCP's exception is a BaseException
+            error = err
+        agree(ranks, error)
+        full = full_model_state(policy, ranks)
+        rngs = gather_rng_states(ranks)
         state = {
             "step": step,
             "total_steps": total_steps,
@@ -198,15 +208,101 @@ def save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "rng": rngs,
         }
-        torch.save(state, tmp / STATE_FILE)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        if keep_last > 0:
-            for old in list_checkpoints(run_dir)[:-keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+        on_rank0(ranks, lambda: _as_one_line(final, _publish, tmp, final, model, tokenizer, full, state))
+    except BaseException:
+        if ranks.main:  # nothing half-written stays behind (on a full disk, it frees the space it took)
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if ranks.main and keep_last > 0:
+        for old in list_checkpoints(run_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
     barrier(ranks)
     return final
+
+
+def _fresh_folder(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+
+
+def _publish(tmp: Path, final: Path, model, tokenizer, full: dict | None, state: dict) -> None:
+    """Rank 0: the Hugging Face files and the trainer state into ``tmp``, renamed to ``final``."""
+    _write_hf(tmp, model, tokenizer, full)
+    buffer = io.BytesIO()  # torch.save to a path says "file write failed" on a full disk, without errno
+    torch.save(state, buffer)
+    (tmp / STATE_FILE).write_bytes(buffer.getvalue())
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+def _as_one_line(final: Path, work, *args, **kwargs):
+    """``work(*args, **kwargs)`` writing checkpoint ``final``; a full disk is one line (``disk_errors``)."""
+    earlier = [p for p in list_checkpoints(final.parent) if p != final]
+    if earlier:
+        after = f"; free space, then continue from {earlier[-1].name} with --resume"
+    else:
+        after = "; no checkpoint was written yet, so the run folder is removed: free space and run it again"
+    with disk_errors(final, after):
+        return work(*args, **kwargs)
+
+
+@contextmanager
+def disk_errors(target: Path, after: str = "") -> Iterator[None]:
+    """A full disk or a forbidden folder inside the block becomes one line naming the file and what was
+    not written. Not every writer raises an OSError: DCP wraps each rank's error in a
+    CheckpointException, and safetensors' Rust writer raises its own error holding the system's message.
+    """
+    try:
+        yield
+    except OffcurateError:
+        raise
+    except BaseException as err:
+        reason = _write_failure(err)
+        if reason is None and not isinstance(err, KeyboardInterrupt) and _disk_is_full(target):
+            # torch's zip writer can meet the full disk as a short write ("unexpected pos 704 vs 598")
+            reason = None, os.strerror(errno.ENOSPC)
+        if reason is None:
+            raise
+        where, why = reason
+        raise OffcurateError(f"{where or target}: {why}; {target.name} was not written{after}") from None
+
+
+FULL_BELOW = 1 << 20  # bytes free under which a failed write is taken for a full disk
+
+
+def _disk_is_full(path: Path) -> bool:
+    """Less than ``FULL_BELOW`` bytes left where ``path`` is written (its nearest existing folder)."""
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW
+    except OSError:
+        return False
+
+
+_FAILURE_TEXT = {os.strerror(code): code for code in WRITE_FAILURES}
+
+
+def _write_failure(err: BaseException) -> tuple[str | None, str] | None:
+    """(file, reason) when ``err`` (or what it wraps) says the disk is full or the folder forbidden."""
+    seen, todo = set(), [err]
+    while todo:
+        exc = todo.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if is_write_failure(exc):
+            return getattr(exc, "filename", None), exc.strerror or str(exc).splitlines()[0]
+        text = str(exc) if not hasattr(exc, "failures") else ""
+        for message in _FAILURE_TEXT:
+            if message in text:
+                return None, message
+        todo += [exc.__cause__, exc.__context__]
+        for wrapped in getattr(exc, "failures", {}).values():  # CheckpointException: rank -> (error, trace)
+            todo.append(wrapped[0] if isinstance(wrapped, tuple) else wrapped)
+    return None
 
 
 @contextmanager
@@ -260,3 +356,38 @@ def latest_checkpoint(run_dir: Path) -> Path:
     if not found:
         raise OffcurateError(f"{run_dir}: no checkpoint-*/ with {STATE_FILE} to resume from")
     return found[-1]
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a complete-looking checkpoint cannot be resumed from (a file missing, truncated, unreadable)."""
+    try:
+        state = load_state(path)
+    except OffcurateError:
+        return f"{STATE_FILE} is unreadable"
+    if (path / SHARDED).is_dir() or "optimizer" not in state:  # (a checkpoint from before the shards)
+        problem = dcp_problem(path / SHARDED)
+        if problem:
+            return problem
+    if (path / "config.json").exists():
+        problem = json_problem(path / "config.json")
+        if problem:
+            return problem
+    return weights_problem(path)
+
+
+def resume_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """The newest intact checkpoint, its trainer state, and "NAME: why" for each newer one skipped.
+
+    A damaged checkpoint (a truncated shard, a missing .metadata, a truncated model.safetensors) is
+    passed over for the one before it: a few steps are redone, nothing is lost or loaded half.
+    """
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise OffcurateError(f"{run_dir}: no checkpoint-*/ with {STATE_FILE} to resume from")
+    skipped = []
+    for path in reversed(found):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, load_state(path), skipped
+        skipped.append(f"{path.name}: {problem}")
+    raise OffcurateError(f"{run_dir}: no intact checkpoint to resume from ({'; '.join(skipped)})")

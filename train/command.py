@@ -104,7 +104,8 @@ def train(
     stop_after: Annotated[
         int | None,
         _opt(
-            "End this invocation after step N with a checkpoint; --resume continues on the same schedule.",
+            "End this invocation after step N with a checkpoint (final/ waits for the run's last step); "
+            "--resume continues on the same schedule.",
             panel=SCHEDULE,
         ),
     ] = None,

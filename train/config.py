@@ -13,6 +13,8 @@ budget, chunk size, save cadence, --stop-after) may change.
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -79,9 +81,14 @@ class TrainConfig:
     reward: str = "vote"  # vote: majority-vote rewards; gold: scores against the dataset's gold (data.py)
 
     def validate(self) -> None:
+        """One line naming the first bad option, before anything runs (no folder, no model load)."""
+        _check_floats(
+            ("--lr", self.lr, 0.0, 1.0, "in (0, 1] (AdamW moves each weight by about --lr a step)"),
+            ("--weight-decay", self.weight_decay, 0.0, None, ">= 0"),
+            ("--grad-clip", self.grad_clip, 0.0, None, ">= 0 (0: no clipping)"),
+            ("--lora-alpha", self.lora_alpha, 0.0, None, "> 0"),
+        )
         checks = [
-            (self.lr > 0, "--lr must be > 0"),
-            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be >= 1"),
             (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
@@ -94,7 +101,6 @@ class TrainConfig:
                 f"({self.max_len}) so the longest trajectory fits in one micro-batch",
             ),
             (self.logprob_chunk >= 1, "--logprob-chunk must be >= 1"),
-            (self.grad_clip >= 0, "--grad-clip must be >= 0 (0: no clipping)"),
             (self.save_every >= 0, "--save-every must be >= 0 (0: only at the end)"),
             (self.keep_last >= 0, "--keep-last must be >= 0 (0: keep all)"),
             (self.sp_size >= 1, "--sp-size must be >= 1 (1: no sequence parallelism)"),
@@ -103,7 +109,6 @@ class TrainConfig:
                 f"--sp-size {self.sp_size} runs the varlen attention: pass --attn auto or varlen",
             ),
             (self.lora_r >= 0, "--lora-r must be >= 0 (0: no LoRA)"),
-            (self.lora_alpha is None or self.lora_alpha > 0, "--lora-alpha must be > 0"),
             (self.lora_r > 0 or self.lora_alpha is None, "--lora-alpha applies to LoRA runs: pass --lora-r"),
             (self.lora_r > 0 or self.lora_targets == "all-linear", "--lora-targets applies to LoRA runs"),
             (self.lora_r > 0 or not self.merge, "--merge folds LoRA adapters in: pass --lora-r"),
@@ -126,14 +131,12 @@ class TrainConfig:
         return data
 
     def save(self, run_dir: Path) -> None:
-        (run_dir / "config.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        """RUN/config.json, written whole or not at all (a full disk leaves the earlier file)."""
+        write_json_atomic(run_dir / "config.json", self.to_json())
 
     def check_resumable(self, run_dir: Path) -> None:
         """Refuse to resume with options that change the math or the data order; name each one."""
-        path = run_dir / "config.json"
-        if not path.is_file():
-            raise OffcurateError(f"{path}: missing; this folder was not written by offcurate train")
-        saved, mine = _flat(json.loads(path.read_text())), _flat(self.to_json())
+        saved, mine = _flat(read_run_config(run_dir)), _flat(self.to_json())
         for key, value in _DEFAULTS.items():  # an option added since the run started had its default
             saved.setdefault(key, value)
         keys = [k for k in mine if k in IDENTITY or k in OBJECTIVE_KEYS]
@@ -159,6 +162,46 @@ def warmup_warning(warmup_steps: int, total_steps: int, lr: float) -> str | None
         f"peaks at {lr * total_steps / warmup_steps:.3g} ({total_steps}/{warmup_steps} of --lr {lr:g}) "
         "and never decays; lower --warmup-steps to reach --lr"
     )
+
+
+def _check_floats(*options: tuple[str, float | None, float, float | None, str]) -> None:
+    """Each (option, value, low, high, wording): a finite number with low < value <= high (low <= value
+    where the wording says >=); None (the automatic default) passes. nan compares false with everything,
+    so without the finite check it slipped through every range test (--beta nan acted as 0)."""
+    for name, value, low, high, wording in options:
+        if value is None:
+            continue
+        inclusive = wording.startswith(">=")
+        ok = math.isfinite(value) and (value >= low if inclusive else value > low)
+        if ok and high is not None:
+            ok = value <= high
+        if not ok:
+            raise OffcurateError(f"{name} must be {wording}, a finite number; got {value:g}")
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The options RUN/config.json holds; missing, empty or damaged is one line naming the file."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise OffcurateError(f"{path}: missing; this folder was not written by offcurate train")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        what = "empty" if path.stat().st_size == 0 else f"not readable JSON ({err})"
+        raise OffcurateError(f"{path}: {what}; the run's options are lost, so it cannot be resumed") from None
+    if not isinstance(data, dict) or "objective" not in data:
+        raise OffcurateError(f"{path}: not the options of an offcurate train run")
+    return data
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """``path`` holds ``data`` as JSON, whole: written beside it, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}

@@ -20,17 +20,20 @@ Without torchrun (or with one rank) nothing here changes the one-process run.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
-from ..curate.io.errors import OffcurateError
+from ..curate.io.errors import OffcurateError, ReportedElsewhere
 from . import ulysses
 from .model import PackedPolicy, Precision, resolve_device
 from .packing import MicroBatch, Sample, build_micro_batch
 
+T = TypeVar("T")
 # a rank that waits longer than this in a collective raises instead of hanging (torchrun also stops the
 # other ranks as soon as one exits with an error); long enough for rank 0 to write a 32B checkpoint
 TIMEOUT = timedelta(minutes=30)
@@ -108,6 +111,49 @@ def stop() -> None:
 def barrier(ranks: Ranks) -> None:
     if ranks.sharded:
         dist.barrier()
+
+
+def agree(ranks: Ranks, error: BaseException | None) -> None:
+    """A barrier at which every rank says how its part went; when any failed, every rank raises.
+
+    Without it a rank that failed alone (rank 0 finding the output taken, a full disk under one rank)
+    left the others waiting in their next collective until the process group died, and each printed
+    gloo's "Connection closed by peer" traceback over the one line that mattered. Here a known error
+    (``OffcurateError``) is said by rank 0 alone, tagged "(rank R)" when rank R met it; a bug keeps its
+    traceback, raised by the lowest rank that met one. Every other rank raises ``ReportedElsewhere`` and
+    leaves without a word (cli.py). One process: ``error`` is raised as it is.
+    """
+    if not ranks.sharded:
+        if error is not None:
+            raise error
+        return
+    mine = None if error is None else (isinstance(error, OffcurateError), str(error))
+    everyone: list[tuple[bool, str] | None] = [None] * ranks.world
+    dist.all_gather_object(everyone, mine)
+    failed = [(rank, said) for rank, said in enumerate(everyone) if said is not None]
+    if not failed:
+        return
+    bugs = [rank for rank, (known, _) in failed if not known]
+    speaker = bugs[0] if bugs else 0
+    if ranks.rank != speaker:
+        raise ReportedElsewhere(f"rank {failed[0][0]} failed: {failed[0][1][1]}")
+    if error is not None:
+        raise error
+    rank, (_, message) = failed[0]
+    raise OffcurateError(f"(rank {rank}) {message}")
+
+
+def on_rank0(ranks: Ranks, work: Callable[[], T]) -> T | None:
+    """``work()`` on rank 0 alone (writing run files, building tiny-random), then ``agree``: the other
+    ranks wait for it and leave quietly if it failed. Returns its result on rank 0, None elsewhere."""
+    result, error = None, None
+    if ranks.main:
+        try:
+            result = work()
+        except Exception as err:  # noqa: BLE001 - handed to agree, which raises it again
+            error = err
+    agree(ranks, error)
+    return result
 
 
 def all_sum(ranks: Ranks, *tensors: torch.Tensor) -> None:

@@ -14,6 +14,7 @@ whole model in their DCP shards (resumable on any number of ranks) and the adapt
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,9 +87,55 @@ def adapter_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def write_merged(folder: Path, base: PreTrainedModel, adapter: Path, tokenizer) -> None:
     """``base`` with the adapter of ``adapter`` folded in, saved as a plain transformers model."""
+    merge_adapter(base, adapter).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+def merge_adapter(base: PreTrainedModel, adapter: str | Path) -> PreTrainedModel:
+    """``base`` with the peft adapter in folder ``adapter`` folded into its weights (a plain model)."""
+    check_installed()
     from peft import PeftModel
 
     with _quiet_peft():
-        merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    merged.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
+        return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def adapter_base(folder: str | Path) -> str | None:
+    """The base model of a peft adapter folder (adapter_config.json and no config.json), else None.
+
+    The base is found where adapter_config.json says (absolute since offcurate writes it so), else beside
+    the adapter's run folder under the same name (a LoRA run on tiny-random moved elsewhere, or one written
+    before the path was absolute: RUN/final's base RUN/tiny-random); a Hub id is returned as it is.
+    """
+    folder = Path(str(folder))
+    if not (folder / ADAPTER_CONFIG).is_file() or (folder / "config.json").is_file():
+        return None
+    try:
+        base = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as err:
+        raise OffcurateError(f"{folder / ADAPTER_CONFIG}: unreadable ({err})") from None
+    if not isinstance(base, str) or not base:
+        raise OffcurateError(f"{folder / ADAPTER_CONFIG}: names no base model (base_model_name_or_path)")
+    for candidate in (Path(base), folder.resolve().parent / Path(base).name):
+        if candidate.is_dir():
+            return str(candidate.resolve())
+    if base.startswith(("/", ".", "~")) or base.count("/") > 1:  # a path, not a Hub id
+        raise OffcurateError(
+            f"{folder}: the adapter's base model {base} is gone (a LoRA adapter needs its base; "
+            "use the run's final-merged/ from --merge, or put the base back)"
+        )
+    return base  # a Hub id
+
+
+def absolute_base(folder: Path) -> None:
+    """Record the adapter's base in ``folder`` as an absolute path when it is a local folder, so the
+    adapter loads from any working directory (peft stores the path as the run was given it)."""
+    path = folder / ADAPTER_CONFIG
+    config = json.loads(path.read_text())
+    base = config.get("base_model_name_or_path")
+    if isinstance(base, str) and base and Path(base).is_dir():
+        config["base_model_name_or_path"] = str(Path(base).resolve())
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -19,16 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..curate.io.report import StageReport, console
+from ..curate.io.report import Bar, StageReport, console
+from .config import write_json_atomic
 
 
 class MetricsLog:
@@ -54,9 +48,11 @@ def _step_of(line: str) -> int:
         return 1 << 62
 
 
-def live_view(total_steps: int, first_step: int) -> tuple[Progress, Any]:
-    """A progress bar over optimizer steps with the latest loss, lr, throughput and memory beside it."""
-    view = Progress(
+def live_view(total_steps: int, first_step: int) -> tuple[Bar, Any]:
+    """A progress bar over the run's optimizer steps (all of them: a --stop-after or resumed invocation
+    shows where it is in the whole run) with the latest loss, lr, throughput and memory beside it; without
+    a terminal, a plain line at a steady interval (``report.Bar``)."""
+    view = Bar(
         TextColumn("[bold]train"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -68,12 +64,6 @@ def live_view(total_steps: int, first_step: int) -> tuple[Progress, Any]:
     )
     task = view.add_task("train", total=total_steps, completed=first_step, info="")
     return view, task
-
-
-def log_plain(step: int, total: int, row: dict[str, Any]) -> None:
-    """Without a terminal (logs, CI) the live view draws nothing: print ~20 plain lines per run instead."""
-    if not console.is_terminal and (step == 1 or step == total or step % max(1, total // 20) == 0):
-        console.print(f"step {step}/{total}  {describe(row)}", highlight=False)
 
 
 def describe(row: dict[str, Any]) -> str:
@@ -92,13 +82,41 @@ def describe(row: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def read_rows(path: Path, up_to_step: int) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl up to ``up_to_step`` (a line a full disk cut short is skipped)."""
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= up_to_step:
+            rows.append(row)
+    return rows
+
+
 def summarise(
-    report: StageReport, rows: list[dict[str, Any]], step: int, device: torch.device, out_dir: Path
+    report: StageReport,
+    rows: list[dict[str, Any]],
+    this_run: int,
+    step: int,
+    total: int,
+    finished: bool,
+    device: torch.device | str,
+    out_dir: Path,
 ) -> StageReport:
-    """The end-of-run table (totals and averages over this invocation's steps), also as summary.json."""
+    """The end-of-run table, also as RUN/summary.json (written whole): totals and averages over every
+    step of the run (``rows``: a resumed run's earlier invocations too), the steps of this invocation
+    (``this_run``), and whether the run is finished or stopped early (--stop-after: no final/ yet)."""
     counts = report.counts
     counts["steps"] = step
-    counts["steps this run"] = len(rows)
+    counts["steps this run"] = this_run
+    if not finished:
+        counts["stopped early"] = f"at step {step} of {total}: continue with --resume (no final/ yet)"
     if rows:
         counts["questions trained"] = sum(r["questions"] for r in rows)
         counts["trajectories trained"] = sum(r["trajectories"] for r in rows)
@@ -106,13 +124,20 @@ def summarise(
         counts["loss first step"] = rows[0]["loss"]
         counts["loss last step"] = rows[-1]["loss"]
         counts["all-positive fraction"] = sum(r["all_positive_fraction"] for r in rows) / len(rows)
-        counts["tokens/s"] = counts["tokens"] / sum(r["step_seconds"] for r in rows)
-        mfus = [r["mfu"] for r in rows if r["mfu"] is not None]
+        counts["tokens/s"] = counts["tokens"] / max(1e-9, sum(r["step_seconds"] for r in rows))
+        mfus = [r["mfu"] for r in rows if r.get("mfu") is not None]
         if mfus:
             counts["MFU"] = sum(mfus) / len(mfus)
         counts["peak memory GiB"] = max(r["peak_memory_gib"] for r in rows)
     counts["device"] = str(device)
     report.finish()
-    summary = {"counts": counts, "dropped": dict(report.dropped), "seconds": report.seconds}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    summary = {
+        "finished": finished,
+        "steps": step,
+        "total_steps": total,
+        "counts": counts,
+        "dropped": dict(report.dropped),
+        "seconds": report.seconds,
+    }
+    write_json_atomic(out_dir / "summary.json", summary)
     return report

@@ -22,6 +22,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..curate.io.errors import OffcurateError
 from .attention import VARLEN, pick_attention, set_attention
+from .integrity import weights_problem
+from .lora import adapter_base, merge_adapter
 from .packing import MicroBatch
 
 if TYPE_CHECKING:
@@ -82,14 +84,34 @@ def reference_precision(precision: Precision, device: torch.device) -> Precision
     return precision
 
 
+def check_model_path(source: str | Path) -> None:
+    """A --model written as a path (``/x``, ``./x``, ``~/x``, ``a/b/c``) must exist: "no such folder"
+    rather than the Hub's "Repo id must be in the form 'repo_name' or 'namespace/repo_name'"."""
+    text = str(source)
+    if Path(text).expanduser().exists():
+        return
+    if text.startswith(("/", ".", "~")) or text.count("/") > 1 or "\\" in text or text.endswith("/"):
+        raise OffcurateError(f"--model {text}: no such folder")
+
+
 def load_config(source: str | Path) -> PretrainedConfig:
-    """The model's config alone (no weights), so options can be checked against it before the load."""
+    """The model's config alone (no weights), so options can be checked against it before the load; a
+    LoRA adapter folder (a LoRA run's final/) gives its base model's."""
     from transformers import AutoConfig
 
+    check_model_path(source)
+    base = adapter_base(source)
+    if base is not None:
+        return load_config(base)
     try:
         return AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:  # ValueError: an unknown or missing model_type
-        raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
+        raise OffcurateError(_cannot_load(source, err)) from None
+
+
+def _cannot_load(source: str | Path, err: BaseException) -> str:
+    where = "" if Path(str(source)).exists() else "no such folder, and "
+    return f"--model {source}: {where}cannot load it ({str(err).splitlines()[0]})"
 
 
 def check_max_len(config: PretrainedConfig, max_len: int) -> None:
@@ -115,8 +137,9 @@ def load_model(
     ``place=False`` leaves the weights in host memory (attention still chosen for ``device``): a sharded
     run's rank 0 reads them there and FSDP sends each rank its shard.
 
-    A folder or id that is not a causal LM (missing weights: OSError; e.g. a T5 config: ValueError) is a
-    one-line error naming ``--model``.
+    A folder or id that is not a causal LM (missing weights: OSError; e.g. a T5 config: ValueError), or a
+    truncated weights file, is a one-line error naming ``--model``. A LoRA adapter folder (a LoRA run's
+    final/) loads as its base with the adapter folded in (``lora.merge_adapter``).
     """
     import transformers
     from transformers import AutoModelForCausalLM
@@ -124,6 +147,13 @@ def load_model(
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("transformers").setLevel(logging.ERROR)
     config = load_config(source) if config is None else config
+    base = adapter_base(source)
+    if base is not None:
+        model = merge_adapter(load_model(base, precision, device, attn, config, place=False), source)
+        return model.to(device) if place else model
+    damaged = weights_problem(source)
+    if damaged:
+        raise OffcurateError(f"--model {source}: {damaged}")
     implementation = pick_attention(attn, device, config)
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
@@ -132,7 +162,7 @@ def load_model(
             source, config=config, **{dtype_key: precision.param_dtype}
         )
     except (OSError, ValueError) as err:
-        raise OffcurateError(f"--model {source}: cannot load it ({str(err).splitlines()[0]})") from None
+        raise OffcurateError(_cannot_load(source, err)) from None
     set_attention(model, implementation)
     model.config.use_cache = False
     return model.to(device) if place else model

@@ -53,6 +53,12 @@ class ObjectiveConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.shaping not in SHAPINGS:
             raise ValueError(f"shaping must be one of {SHAPINGS}, got {self.shaping!r}")
+        # nan passes every comparison-based check (nan < 0 is false): each value must be finite first
+        bad = [
+            f"--{name} {getattr(self, name)}" for name in _NUMBERS if not math.isfinite(getattr(self, name))
+        ]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: must be a finite number")
         if not 0.0 <= self.eps < 1.0:
             raise ValueError(f"eps must be in [0, 1), got {self.eps}")
         if self.beta < 0 or self.gamma <= 0:
@@ -70,6 +76,7 @@ class ObjectiveConfig:
 
 
 _DEFAULTS = {name: f.default for name, f in ObjectiveConfig.__dataclass_fields__.items()}
+_NUMBERS = ("bias", "eps", "beta", "gamma")
 
 
 def is_all_positive(rewards: Sequence[float]) -> bool:

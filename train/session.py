@@ -1,26 +1,27 @@
 """A training run's state: the run folder, the model and its policy, optimizer, schedule and data stream.
 
-    from offcurate.train.session import prepare_run_dir, setup
-    prepare_run_dir(cfg)                                  # rank 0: a fresh folder, or checks for --resume
-    s = setup(cfg, ranks, device, precision, index)       # every rank: fresh, or from the newest checkpoint
+    from offcurate.train.session import setup, starting_point
+    start = starting_point(cfg, index, ranks)             # fresh, or the newest intact checkpoint
+    s = setup(cfg, ranks, device, precision, index, start)   # every rank: model, optimizer, data stream
     s.save()                                              # checkpoint-STEP (every rank calls it)
 
 ``engine`` runs the steps on a ``Session``. A fresh run loads the start model; a resumed one loads the
-newest checkpoint's weights, optimizer, schedule, RNG and data position, and refuses one whose input or
-run length changed. On many ranks rank 0 alone reads the weights and ``_policy`` shards them from it.
+newest intact checkpoint's weights, optimizer, schedule, RNG and data position (a damaged newer one is
+skipped with a warning naming it), and refuses one whose input or run length changed. On many ranks rank
+0 alone reads the weights and ``_policy`` shards them from it. The run folder itself: ``run_folder``.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..curate.io.errors import InputError, OffcurateError, OutputExistsError
+from ..curate.io.errors import InputError, OffcurateError
+from ..curate.io.report import console
 from . import distributed, ulysses
-from .checkpoint import latest_checkpoint, load_sharded_state, load_state, save_checkpoint, set_rng_state
+from .checkpoint import load_sharded_state, resume_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data import ChatEncoder, RowReader, VotedIndex
 from .distributed import Ranks
@@ -39,23 +40,6 @@ from .model import (
 from .optim import build_optimizer, build_scheduler
 from .steps import StepStream
 from .tiny import TINY_MODEL, resolve_model
-
-
-def prepare_run_dir(cfg: TrainConfig) -> None:
-    """Fresh run: an empty folder (--overwrite deletes only an earlier train run). Resume: same options."""
-    out = cfg.output
-    if cfg.resume:
-        cfg.check_resumable(out)
-    elif out.exists() and any(out.iterdir()):
-        if not cfg.overwrite:
-            raise OutputExistsError(
-                f"{out}: output folder exists and is not empty (pass --overwrite or --resume)"
-            )
-        if not (out / "config.json").is_file():
-            raise OutputExistsError(f"{out}: not an offcurate train run folder; refusing to delete it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out)  # on resume: records the options of the latest invocation (same identity)
 
 
 def model_source(cfg: TrainConfig) -> str:
@@ -109,27 +93,67 @@ def _load(
     ranks of a sharded run build it on the meta device; ``_policy`` then shards it from rank 0."""
     if not ranks.sharded:
         return load_model(source, precision, device, cfg.attention, config=config)
+    # rank 0 alone reads the weights: the others wait for it (a damaged file is said once, by rank 0)
+    model = distributed.on_rank0(
+        ranks, lambda: load_model(source, precision, device, cfg.attention, config=config, place=False)
+    )
     if ranks.main:
-        return load_model(source, precision, device, cfg.attention, config=config, place=False)
+        return model
     config = config if config is not None else load_config(source)
     return empty_model(config, precision, device, cfg.attention)
 
 
-def setup(
-    cfg: TrainConfig, ranks: Ranks, device: torch.device, precision: Precision, index: VotedIndex
-) -> Session:
-    """Model, optimizer, schedule and data stream of a prepared run folder (fresh or from a checkpoint)."""
-    torch.manual_seed(cfg.seed)
-    source = model_source(cfg)
-    state, weights_from = None, source
+@dataclass(frozen=True)
+class Start:
+    """Where an invocation starts (step 0, or a checkpoint and its state) and where it stops."""
+
+    checkpoint: Path | None
+    state: dict | None
+    step: int
+    total: int  # the run's length
+    end: int  # this invocation's last step: ``total``, or earlier with --stop-after
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total
+
+
+def starting_point(cfg: TrainConfig, index: VotedIndex, ranks: Ranks) -> Start:
+    """Fresh, or the newest intact checkpoint of a --resume; checked before any weight loads."""
+    checkpoint, state = None, None
     if cfg.resume:
-        weights_from = str(latest_checkpoint(cfg.output))
-        state = load_state(Path(weights_from))
+        checkpoint, state, skipped = resume_checkpoint(cfg.output)
+        if skipped and ranks.main:
+            console.print(
+                f"warning: skipped {'; '.join(skipped)}; resuming from {checkpoint.name}",
+                style="yellow",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         if state["data"].get("fingerprint") != index.fingerprint:
-            raise InputError(f"{cfg.input}: the input changed since {weights_from} was written")
+            raise InputError(f"{cfg.input}: the input changed since {checkpoint} was written")
     step = int(state["step"]) if state else 0
     total = _run_length(cfg, index, state)
-    end = _stop_step(cfg, step, total)  # checked before any weight loads
+    end = total if step >= total and cfg.stop_after is None else _stop_step(cfg, step, total)
+    return Start(checkpoint, state, step, total, end)
+
+
+def setup(
+    cfg: TrainConfig,
+    ranks: Ranks,
+    device: torch.device,
+    precision: Precision,
+    index: VotedIndex,
+    start: Start | None = None,
+) -> Session:
+    """Model, optimizer, schedule and data stream of a prepared run folder, fresh or from a checkpoint
+    (``start``, by default ``starting_point``'s)."""
+    start = start if start is not None else starting_point(cfg, index, ranks)
+    torch.manual_seed(cfg.seed)
+    source = model_source(cfg)
+    state, step, total, end = start.state, start.step, start.total, start.end
+    weights_from = str(start.checkpoint) if start.checkpoint is not None else source
     model_from = source if cfg.lora_r else weights_from  # a LoRA checkpoint's folder is an adapter
     config = load_config(model_from)
     check_max_len(config, cfg.max_len)

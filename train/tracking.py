@@ -6,16 +6,18 @@
 
 Every numeric field of a metrics row goes to each tracker as ``train/<field>`` at the row's step; the run's
 options go in as its config. Rank 0 alone reports. Projects: $WANDB_PROJECT / $TRACKIO_PROJECT, else
-``offcurate``; the run is named after the output folder, and ``--resume`` continues the same run (wandb:
-its id is kept in RUN/wandb-run-id; TensorBoard drops events past the resumed step, as metrics.jsonl does).
-None of the three packages is a dependency: a missing one is a one-line error before the run starts.
+``offcurate``. A fresh run is a fresh tracker run and ``--resume`` continues it: the run's identity is the
+id in RUN/run.json (``run_folder``), not the folder's name, so a new run in a folder named like an older
+one never appends to the older one's metrics (trackio names its run NAME-ID, wandb keeps its id in
+RUN/wandb-run-id; TensorBoard drops events past the resumed step, as metrics.jsonl does). None of the
+three packages is a dependency: a missing one is a one-line error before the run starts, and so is wandb
+without an API key and without WANDB_MODE=offline (wandb would otherwise fail after the model loaded).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,42 @@ def check_installed(names: tuple[str, ...]) -> None:
             raise OffcurateError(f"--report-to {name} needs the {name} package: pip install {name}")
 
 
+OFFLINE_MODES = ("offline", "disabled", "dryrun")
+
+
+def check_credentials(names: tuple[str, ...]) -> None:
+    """wandb online needs an API key ($WANDB_API_KEY or `wandb login`'s netrc entry): say so in one line
+    before anything runs, instead of wandb's traceback once the model has loaded."""
+    if "wandb" not in names or os.environ.get("WANDB_MODE", "").lower() in OFFLINE_MODES:
+        return
+    if os.environ.get("WANDB_API_KEY") or _netrc_has(
+        os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    ):
+        return
+    raise OffcurateError(
+        "--report-to wandb: no W&B API key; run `wandb login` (or set WANDB_API_KEY), or set "
+        "WANDB_MODE=offline to log into RUN/wandb/ and `wandb sync` it later"
+    )
+
+
+def _netrc_has(url: str) -> bool:
+    import netrc
+    from urllib.parse import urlparse
+
+    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    try:
+        entry = netrc.netrc(path).authenticators(urlparse(url).hostname or url)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(entry and entry[2])
+
+
+def tracker_name(run_dir: Path, run_id: str) -> str:
+    """The run's name in a tracker: its folder's name (what a person looks for) and its id (what makes a
+    new run in a folder of the same name a new tracker run)."""
+    return f"{run_dir.resolve().name}-{run_id}"
+
+
 def _scalars(row: dict[str, Any]) -> dict[str, float]:
     return {
         f"train/{k}": float(v)
@@ -55,25 +93,27 @@ def _scalars(row: dict[str, Any]) -> dict[str, float]:
 class Trackers:
     """The open trackers of a run: ``log(row)`` after each step, ``close()`` at the end."""
 
-    def __init__(self, names: tuple[str, ...], run_dir: Path, config: dict, resume_step: int | None):
+    def __init__(
+        self, names: tuple[str, ...], run_dir: Path, config: dict, resume_step: int | None, run_id: str
+    ):
         self.writers: list[tuple[str, Any]] = []
         for name in names:
-            self.writers.append((name, getattr(self, f"_open_{name}")(run_dir, config, resume_step)))
+            self.writers.append((name, getattr(self, f"_open_{name}")(run_dir, config, resume_step, run_id)))
 
     @staticmethod
-    def _open_tensorboard(run_dir: Path, config: dict, resume_step: int | None):
+    def _open_tensorboard(run_dir: Path, config: dict, resume_step: int | None, run_id: str):
         from torch.utils.tensorboard import SummaryWriter
 
         purge = resume_step + 1 if resume_step is not None else None
         return SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge)
 
     @staticmethod
-    def _open_wandb(run_dir: Path, config: dict, resume_step: int | None):
+    def _open_wandb(run_dir: Path, config: dict, resume_step: int | None, run_id: str):
         import wandb
 
         id_file = run_dir / "wandb-run-id"
-        run_id = id_file.read_text().strip() if resume_step is not None and id_file.is_file() else None
-        run_id = run_id or uuid.uuid4().hex[:12]
+        saved = id_file.read_text().strip() if resume_step is not None and id_file.is_file() else None
+        run_id = saved or run_id
         id_file.write_text(run_id + "\n")
         project = os.environ.get("WANDB_PROJECT", "offcurate")
         return wandb.init(
@@ -81,11 +121,12 @@ class Trackers:
         )
 
     @staticmethod
-    def _open_trackio(run_dir: Path, config: dict, resume_step: int | None):
+    def _open_trackio(run_dir: Path, config: dict, resume_step: int | None, run_id: str):
         import trackio
 
         project = os.environ.get("TRACKIO_PROJECT", "offcurate")
-        trackio.init(project=project, name=run_dir.name, config=config, resume="allow")
+        resume = "allow" if resume_step is not None else "never"  # a fresh run never joins an older one
+        trackio.init(project=project, name=tracker_name(run_dir, run_id), config=config, resume=resume)
         return trackio
 
     def log(self, row: dict[str, Any]) -> None:

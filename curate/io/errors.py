@@ -14,3 +14,7 @@ class InputError(OffcurateError):
 
 class OutputExistsError(OffcurateError):
     """The output folder already holds a finished result; refusing to overwrite it silently."""
+
+
+class ReportedElsewhere(OffcurateError):
+    """Under torchrun, another rank says this failure: this rank exits 2 without a word of its own."""

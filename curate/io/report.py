@@ -1,13 +1,19 @@
 """Stage reports and terminal UI: one progress-bar style and one summary table for every stage.
 
-Drops are counted by reason (datatrove's habit) so nothing leaves the pipeline silently.
+Drops are counted by reason (datatrove's habit) so nothing leaves the pipeline silently. Without a
+terminal (Slurm, nohup, CI logs) rich draws no bar, so every bar prints a plain line instead, at most
+every $OFFCURATE_PROGRESS_SECONDS (30 s by default), as tqdm does in a log file::
+
+    rollout: questions  120/500 (24%)  1.64 it/s  elapsed 0:01:13  ETA 0:03:52
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from rich.console import Console
@@ -16,6 +22,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -23,11 +30,97 @@ from rich.progress import (
 from rich.table import Table
 
 console = Console(stderr=True)
+PLAIN_EVERY_S = 30.0  # default seconds between two plain progress lines of a bar (no terminal)
 
 
-def progress() -> Progress:
-    """The progress bar every long loop uses (rows or files, with rate and ETA); quiet when not a TTY."""
-    return Progress(
+class Bar(Progress):
+    """rich's live bar on a terminal; elsewhere one plain line per task at a steady interval (module doc).
+
+    The line says done/total, the rate since the task started (done steps of a resumed run excluded), the
+    elapsed time and the ETA, and the task's ``info`` field when it has one. The first line comes one
+    interval after the start and a finished task says so once, so a task shorter than the interval
+    prints nothing (a one-line error stays one line).
+    """
+
+    def __init__(self, *columns: Any, every: float | None = None, **kwargs: Any):
+        super().__init__(*columns, **kwargs)
+        self.plain = not self.console.is_terminal
+        self.every = plain_interval() if every is None else every
+        self._start: dict[TaskID, tuple[float, float]] = {}  # task -> (time, completed) when added
+        self._said: dict[TaskID, float] = {}  # task -> time of its last plain line
+        self._done: set[TaskID] = set()
+
+    def add_task(self, description: str, *args: Any, **kwargs: Any) -> TaskID:
+        task_id = super().add_task(description, *args, **kwargs)
+        self._start[task_id] = (time.monotonic(), float(self._tasks[task_id].completed))
+        return task_id
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._plain_line(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._plain_line(task_id)
+
+    def _plain_line(self, task_id: TaskID) -> None:
+        if not self.plain or task_id in self._done:
+            return
+        task, now = self._tasks[task_id], time.monotonic()
+        started, first = self._start[task_id]
+        done = task.total is not None and task.completed >= task.total
+        last = self._said.get(task_id)
+        if done:  # the end of a task that said something (a short one stays quiet: no clutter in logs)
+            if last is None and self.every > 0:
+                return
+        elif now - (started if last is None else last) < self.every or task.completed <= first:
+            return  # not yet time, or nothing done yet (a resumed bar): no rate to show
+        self._said[task_id] = now
+        if done:
+            self._done.add(task_id)
+        line = plain_line(
+            task.description, task.completed, task.total, task.completed - first, now - started,
+            task.fields.get("info"),
+        )  # fmt: skip
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def plain_interval() -> float:
+    """Seconds between two plain progress lines: $OFFCURATE_PROGRESS_SECONDS, else ``PLAIN_EVERY_S``."""
+    try:
+        return max(0.0, float(os.environ.get("OFFCURATE_PROGRESS_SECONDS", PLAIN_EVERY_S)))
+    except ValueError:
+        return PLAIN_EVERY_S
+
+
+def plain_line(
+    what: str, done: float, total: float | None, progressed: float, seconds: float, info: str | None = None
+) -> str:
+    """``what  done/total (pct%)  rate  elapsed  ETA  info`` (pure, for logs without a terminal)."""
+    parts = [what.replace("[bold]", "")]
+    if total:
+        parts.append(f"{done:,.0f}/{total:,.0f} ({100 * done / total:.0f}%)")
+    else:
+        parts.append(f"{done:,.0f} done")
+    rate = progressed / seconds if seconds > 0 and progressed > 0 else None
+    if rate is not None:
+        parts.append(f"{rate:.2f} it/s" if rate >= 1 else f"{1 / rate:.2f} s/it")
+    parts.append(f"elapsed {_clock(seconds)}")
+    if rate is not None and total:
+        parts.append(f"ETA {_clock(max(0.0, total - done) / rate)}")
+    if info:
+        parts.append(str(info))
+    return "  ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress() -> Bar:
+    """The progress bar every long loop uses (rows or files, with rate and ETA); plain lines without a TTY."""
+    return Bar(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
