@@ -18,6 +18,7 @@ is the equivalent command line, printed in the plan and recorded in experiment.j
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..curate.answers.pool import die_with_parent
 from ..curate.io.errors import OffcurateError
 from ..curate.io.output import atomic_output
 from ..curate.io.report import console, summary_table
@@ -298,7 +300,8 @@ def _train_stage(layout: Layout, arm: Arm) -> Stage:
         argv = [*launcher, "-m", "offcurate", "train", *map(str, where), *train_argv(options)]
         argv += ["--resume"] if resume else []
         console.print(f"[dim]$ {shlex.join(argv)}[/]", highlight=False, soft_wrap=True)
-        done = subprocess.run(argv)
+        parent = os.getpid()  # torchrun dies with this process, kill -9 included (it stops its ranks)
+        done = subprocess.run(argv, preexec_fn=lambda: die_with_parent(parent))
         if done.returncode != 0:
             raise OffcurateError(
                 f"train/{arm.name}: torchrun exited with status {done.returncode} (its output is above); "

@@ -1,4 +1,8 @@
-"""A tiny experiment recipe for tests: the embedded sample, tiny-random, a 3-problem benchmark, 2 steps."""
+"""A tiny experiment recipe for tests: the embedded sample, tiny-random, a 3-problem benchmark, 2 steps.
+
+``plugged_in`` registers a data kind that writes its own data and brings its benchmark, and a built
+model, the way the toy task plugs in (``offcurate.experiment.kinds``): the end-to-end test runs them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 BENCHMARK = [
@@ -44,3 +49,33 @@ def write_recipe(folder: Path, recipe: dict | None = None, name: str = "recipe.y
     path = folder / name
     path.write_text(yaml.safe_dump(copy.deepcopy(recipe or RECIPE), sort_keys=False))
     return path
+
+
+PLUGGED = "sample-and-bench"  # the data kind and the model builder ``plugged_in`` registers
+
+
+def write_sample_and_bench(out: Path, seed: int) -> None:
+    """A writing data kind: the embedded sample as raw shards, and a held-out benchmark of its own."""
+    from offcurate.curate.download import write_sample
+
+    write_sample(out / "raw")
+    (out / "benchmarks").mkdir()
+    (out / "benchmarks" / "held_out.jsonl").write_text("\n".join(json.dumps(r) for r in BENCHMARK[:2]) + "\n")
+
+
+def build_tiny(data: Path, out: Path, seed: int) -> None:
+    """A built model that reads the data kind's output, as a warm-up on the task would."""
+    from offcurate.train.tiny import write_tiny_model
+
+    assert (data / "raw").is_dir() and (data / "benchmarks").is_dir()
+    write_tiny_model(out, seed=seed)
+
+
+def plugged_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from offcurate.experiment import kinds
+
+    kind = kinds.DataKind(
+        "test: the sample, and a benchmark", write=write_sample_and_bench, brings_benchmarks=True
+    )
+    monkeypatch.setitem(kinds.DATA_KINDS, PLUGGED, kind)
+    monkeypatch.setitem(kinds.MODEL_BUILDERS, PLUGGED, build_tiny)

@@ -1,8 +1,9 @@
-"""``offcurate experiment`` end to end on CPU: the embedded sample, tiny-random, two arms, a 3-problem
-benchmark. One straight run is compared with a run interrupted four times (after the base model is
-built, mid-sampling of the base rollouts, mid-train after a checkpoint, mid-sampling of an eval) and
-started again each time: the resumed run must end with the same table and the same training losses.
-A finished run is kept as it is; a changed recipe is refused.
+"""``offcurate experiment`` end to end on CPU: a data kind and a model builder plugged in as the toy task
+plugs in (the embedded sample written as raw shards with a benchmark of its own, tiny-random built from
+it), two arms, a 3-problem benchmark from the recipe. One straight run is compared with a run
+interrupted four times (after the base model is built, mid-sampling of the base rollouts, mid-train after
+a checkpoint, mid-sampling of an eval) and started again each time: the resumed run must end with the
+same table and the same training losses. A finished run is kept as it is; a changed recipe is refused.
 """
 
 import copy
@@ -14,7 +15,7 @@ import sys
 import polars as pl
 import pytest
 from cards import open_every_config
-from experiment_helpers import RECIPE, write_recipe
+from experiment_helpers import PLUGGED, RECIPE, plugged_in, write_recipe
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(
     not list(SAMPLE_DIR.glob("*.parquet")), reason="embedded sample not generated"
 )
 STAGES = [
-    "curate", "base-model", "base-rollouts", "figure2", "mix", "train/bias", "train/sft",
+    "data", "curate", "base-model", "base-rollouts", "figure2", "mix", "train/bias", "train/sft",
     "eval/base", "eval/bias", "eval/sft", "comparison",
 ]  # fmt: skip
 
@@ -42,11 +43,21 @@ def experiment(monkeypatch, capsys, *args):
     return exit_info.value.code, capsys.readouterr().err
 
 
+PLUGGED_RECIPE = {**copy.deepcopy(RECIPE), "data": {"kind": PLUGGED, "workers": 1}, "model": PLUGGED}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kinds():
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        plugged_in(monkeypatch)
+        yield
+
+
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(tmp_path_factory, kinds):
     """The recipe run once, start to finish."""
     root = tmp_path_factory.mktemp("straight")
-    recipe = write_recipe(root)
+    recipe = write_recipe(root, PLUGGED_RECIPE)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(sys, "argv", ["offcurate", "experiment", str(recipe), "-o", str(root / "run")])
         with pytest.raises(SystemExit) as exit_info:
@@ -64,10 +75,15 @@ def test_straight_run_writes_every_stage_and_one_comparison(straight, tmp_path):
     record = json.loads((run / "experiment.json").read_text())
     assert record["complete"] and list(record["stages"]) == STAGES
     compared = table(run)
-    assert compared.select("benchmark", "model").rows() == [("bench", m) for m in ("base", "bias", "sft")]
-    assert compared["problems"].to_list() == [3, 3, 3] and compared["samples"].to_list() == [6, 6, 6]
+    models = ("base", "bias", "sft")
+    # the data kind's own benchmark first, then the recipe's
+    assert compared.select("benchmark", "model").rows() == [
+        (b, m) for b in ("held_out", "bench") for m in models
+    ]
+    assert compared["problems"].to_list() == [2] * 3 + [3] * 3
+    assert compared["samples"].to_list() == [4] * 3 + [6] * 3
     # the chain checks are measured for every model (a random model never ends its turn in 4 tokens)
-    assert compared["end_of_turn"].to_list() == [0.0, 0.0, 0.0]
+    assert compared["end_of_turn"].to_list() == [0.0] * 6
     assert all(0.0 <= share <= 1.0 for share in compared["answered"])
     assert (run / "comparison" / "radar.png").read_bytes()[:4] == b"\x89PNG"
     assert (run / "figure2" / "figure2.png").read_bytes()[:4] == b"\x89PNG"
@@ -102,7 +118,7 @@ def test_finished_run_is_kept_and_printed_again(straight, monkeypatch, capsys):
 
 
 def test_changed_recipe_is_refused_naming_what_changed(straight, monkeypatch, capsys):
-    changed = copy.deepcopy(RECIPE)
+    changed = copy.deepcopy(PLUGGED_RECIPE)
     changed["arms"][0]["train"]["bias"] = 0.0
     changed["eval"]["k"] = 3
     recipe = write_recipe(straight, changed, name="changed.yaml")
@@ -117,11 +133,12 @@ def test_interrupted_run_resumes_to_the_same_table(straight, tmp_path, monkeypat
     from offcurate.train.session import Session
 
     recipe, run = straight / "recipe.yaml", tmp_path / "run"
-    # killed right after base-model: the straight run's first two stages and its record of them
-    for stage in ("curate", "base-model"):
+    # killed right after base-model: the straight run's first stages and its record of them
+    first = ("data", "curate", "base-model")
+    for stage in first:
         shutil.copytree(straight / "run" / stage, run / stage)
     record = json.loads((straight / "run" / "experiment.json").read_text())
-    record.update(complete=False, stages={k: record["stages"][k] for k in ("curate", "base-model")})
+    record.update(complete=False, stages={k: record["stages"][k] for k in first})
     (run / "experiment.json").write_text(json.dumps(record))
     write, save = Parts.write, Session.save
 

@@ -2,6 +2,7 @@
 recipes load; an arm's options reach `offcurate train` the same in-process and under torchrun."""
 
 import copy
+import re
 import sys
 
 import pytest
@@ -204,3 +205,25 @@ def test_torchrun_flags_parse_back_to_the_in_process_arguments():
     parsed = command.make_context("train", argv).params
     assert {k: parsed[k] for k in options} == train_kwargs(options)
     assert train_argv(check_train_options({"no_shuffle": False}, "train")) == []
+
+
+def test_dry_run_prints_each_stage_as_its_command(tmp_path, monkeypatch, capsys):
+    recipe = edited("arms.1.nproc", 2)
+    path = write_recipe(tmp_path, recipe)
+    code, err = run_cli(
+        monkeypatch, capsys, "experiment", str(path), "-o", str(tmp_path / "run"), "--dry-run"
+    )
+    assert code == 0 and not (tmp_path / "run").exists()
+    stages = re.findall(r"^\s*\d+\. (\S+)  (.*)$", err, flags=re.MULTILINE)
+    assert [name for name, _ in stages] == [
+        "curate", "base-model", "base-rollouts", "figure2", "mix", "train/bias", "train/sft",
+        "eval/base", "eval/bias", "eval/sft", "comparison",
+    ]  # fmt: skip
+    commands = dict(stages)
+    run = tmp_path.resolve() / "run"
+    assert commands["curate"] == f"offcurate pipeline -o {run}/curate --timeout 2.0"  # the embedded sample
+    assert commands["train/bias"].startswith(f"offcurate train -i {run}/mix -o {run}/train/bias --model ")
+    assert "--bias 0.5" in commands["train/bias"] and "--attn varlen" in commands["train/bias"]
+    assert commands["train/sft"].startswith("torchrun --standalone --nproc-per-node 2 -m offcurate train ")
+    assert commands["eval/sft"].startswith(f"offcurate eval -b {tmp_path.resolve()}/bench.jsonl --model ")
+    assert f"--model {run}/train/sft/final" in commands["eval/sft"]
