@@ -176,6 +176,14 @@ def test_interrupted_run_resumes_to_the_same_table(straight, tmp_path, monkeypat
     assert status["curate"] == status["train/bias"] == "kept" and status["eval/base"] == "resumed"
     assert status["eval/bias"] == status["comparison"] == "ran"
     assert table(run).equals(table(straight / "run"))
+    # the same samples, text for text: the resumed train ended on the same weights, and a resumed
+    # sampling run drew the batches it had not written with the seeds the straight run used
+    for folder in ("base-rollouts", "eval/base-responses", "eval/bias-responses", "eval/sft-responses"):
+        samples = [
+            pl.read_parquet(r / folder / "*.parquet").sort("question_id", "sample_idx")
+            for r in (run, straight / "run")
+        ]
+        assert samples[0].equals(samples[1]), folder
     resumed = [
         json.loads(line) for line in (run / "train" / "bias" / "metrics.jsonl").read_text().splitlines()
     ]

@@ -227,3 +227,27 @@ def test_dry_run_prints_each_stage_as_its_command(tmp_path, monkeypatch, capsys)
     assert commands["train/sft"].startswith("torchrun --standalone --nproc-per-node 2 -m offcurate train ")
     assert commands["eval/sft"].startswith(f"offcurate eval -b {tmp_path.resolve()}/bench.jsonl --model ")
     assert f"--model {run}/train/sft/final" in commands["eval/sft"]
+
+
+def test_a_folder_that_is_not_an_experiment_is_never_used(tmp_path, monkeypatch, capsys):
+    path = write_recipe(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        code, err = run_cli(monkeypatch, capsys, "experiment", str(path), "-o", str(tmp_path / "run"), *extra)
+        assert code == 2 and "is not an offcurate experiment" in err, err
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_differences_name_every_changed_leaf():
+    from offcurate.experiment.runner import differences
+
+    old = {"seed": 0, "arms": [{"name": "a", "train": {"bias": 0.5}}], "mix": None}
+    new = {"seed": 0, "arms": [{"name": "a", "train": {"bias": 0.0, "lr": 1e-5}}], "mix": {"questions": 4}}
+    assert differences(old, new) == [
+        "arms[0].train.bias: 0.5 -> 0.0",
+        "arms[0].train.lr: null -> 1e-05",
+        'mix: null -> {"questions": 4}',
+    ]
+    assert differences(old, old) == []
+    assert differences({"arms": [1]}, {"arms": [1, 2]}) == ["arms: [1] -> [1, 2]"]
