@@ -94,6 +94,9 @@ def experiment_command(
     if show:
         print(find_recipe(recipe).read_text(), end="")
         return
+    from ..train.extra import require_train_extra
+
+    require_train_extra("offcurate experiment")  # the recipe's train options are checked by the trainer
     loaded = load_recipe(recipe, benchmarks_dir)
     if output is None:
         raise OffcurateError("give the run folder: -o runs/NAME")
@@ -105,10 +108,8 @@ def experiment_command(
                 f"[bold]{i:2d}. {stage.name}[/]  [dim]{stage.command}[/]", highlight=False, soft_wrap=True
             )
         return
-    from ..train.extra import require_train_extra
     from .runner import run_experiment
 
-    require_train_extra("offcurate experiment")
     run_experiment(loaded, output, overwrite=overwrite).print()
 
 

@@ -113,8 +113,9 @@ class Recipe:
         return self.model in MODEL_BUILDERS
 
     def identity(self) -> dict[str, Any]:
-        """What decides the results: everything but the worker counts and where it was read from."""
+        """What decides the results: everything but the description, the worker counts and the file."""
         data = asdict(self)
+        data.pop("description")
         data["data"].pop("workers")
         data["eval"].pop("workers")
         return data
