@@ -11,12 +11,13 @@ task) plug in here, one entry each::
     DATA_KINDS["toy"] = DataKind(write=write_toy_data, brings_benchmarks=True, ...)
     MODEL_BUILDERS["toy"] = build_toy_base
 
-``write(out, seed)`` fills the folder ``out`` (RUN/data, published atomically by the runner) with
-``out/raw/**.parquet`` in OpenThoughts3's raw layout (what `offcurate filter` reads) and, if the kind
-brings its own held-out benchmarks, ``out/benchmarks/*.jsonl`` (what `offcurate eval -b` reads; they are
-evaluated before the recipe's `eval.benchmarks`). ``build(data, out, seed)`` writes a Hugging Face model
-folder with a chat template into ``out`` (RUN/base-model, published atomically); ``data`` is RUN/data
-(written by the data kind; it may not exist for kinds that do not write).
+``write(out, seed, **data.options)`` fills the folder ``out`` (RUN/data, published atomically by the
+runner) with ``out/raw/**.parquet`` in OpenThoughts3's raw layout (what `offcurate filter` reads) and, if
+the kind brings its own held-out benchmarks, ``out/benchmarks/*.jsonl`` (what `offcurate eval -b` reads;
+evaluated before the recipe's `eval.benchmarks`); ``data.options`` is the recipe's mapping of the kind's
+own knobs, checked against ``write``'s signature when the recipe is read. ``build(data, out, seed)``
+writes a Hugging Face model folder with a chat template into ``out`` (RUN/base-model, published
+atomically); ``data`` is RUN/data (written by the data kind; absent for kinds that do not write).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class DataKind:
     help: str
     path: bool = False
     curate: bool = True
-    write: Callable[[Path, int], None] | None = None
+    write: Callable[..., None] | None = None  # write(out: Path, seed: int, **options) -> None
     brings_benchmarks: bool = False
 
 

@@ -14,6 +14,7 @@ embedded recipes (``recipes/*.yaml``, package data).
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ def _check(check) -> dict:
 class Data:
     kind: str = "sample"
     path: str | None = None  # raw shards (kind raw) or a vote output (kind voted)
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of a writing kind's `write`
     workers: int | None = field(default=None, metadata=_check(at_least(1)))
     timeout: float = field(default=2.0, metadata=_check(above(0)))
 
@@ -167,6 +169,13 @@ def _check_recipe(recipe: Recipe) -> None:
         raise complaint("data.path", f"missing (required by kind {recipe.data.kind}: {kind.help})")
     if not kind.path and recipe.data.path:
         raise complaint("data.path", f"kind {recipe.data.kind} takes no path: remove it")
+    if recipe.data.options:
+        if kind.write is None:
+            raise complaint("data.options", f"kind {recipe.data.kind} writes no data: remove them")
+        try:
+            inspect.signature(kind.write).bind(Path("out"), recipe.seed, **recipe.data.options)
+        except TypeError as err:
+            raise complaint("data.options", f"kind {recipe.data.kind}: {err}") from None
     if not recipe.model.strip():
         raise complaint("model", "empty: give a folder, a Hub id or one of " + ", ".join(MODEL_BUILDERS))
     if not recipe.arms:

@@ -87,11 +87,12 @@ def _data_stage(layout: Layout) -> Stage:
 
     def run() -> None:
         with atomic_output(layout.data) as tmp:
-            DATA_KINDS[recipe.data.kind].write(tmp, recipe.seed)
+            DATA_KINDS[recipe.data.kind].write(tmp, recipe.seed, **recipe.data.options)
         if not any((layout.data / RAW).rglob("*.parquet")):
             raise OffcurateError(f"{layout.data}: data kind {recipe.data.kind} wrote no {RAW}/*.parquet")
 
-    command = f"(data kind {recipe.data.kind}: raw shards and benchmarks, seed {recipe.seed})"
+    options = "".join(f", {k}={v!r}" for k, v in recipe.data.options.items())
+    command = f"(data kind {recipe.data.kind}: raw shards and benchmarks, seed {recipe.seed}{options})"
     return Stage("data", layout.data, command, run, _exists(layout.data))
 
 

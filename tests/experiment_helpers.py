@@ -54,13 +54,15 @@ def write_recipe(folder: Path, recipe: dict | None = None, name: str = "recipe.y
 PLUGGED = "sample-and-bench"  # the data kind and the model builder ``plugged_in`` registers
 
 
-def write_sample_and_bench(out: Path, seed: int) -> None:
-    """A writing data kind: the embedded sample as raw shards, and a held-out benchmark of its own."""
+def write_sample_and_bench(out: Path, seed: int, problems: int = 3) -> None:
+    """A writing data kind: the embedded sample as raw shards, and a held-out benchmark of its own
+    (its first ``problems`` problems: a knob the recipe sets in ``data.options``)."""
     from offcurate.curate.download import write_sample
 
     write_sample(out / "raw")
     (out / "benchmarks").mkdir()
-    (out / "benchmarks" / "held_out.jsonl").write_text("\n".join(json.dumps(r) for r in BENCHMARK[:2]) + "\n")
+    rows = "\n".join(json.dumps(r) for r in BENCHMARK[:problems])
+    (out / "benchmarks" / "held_out.jsonl").write_text(rows + "\n")
 
 
 def build_tiny(data: Path, out: Path, seed: int) -> None:

@@ -43,7 +43,11 @@ def experiment(monkeypatch, capsys, *args):
     return exit_info.value.code, capsys.readouterr().err
 
 
-PLUGGED_RECIPE = {**copy.deepcopy(RECIPE), "data": {"kind": PLUGGED, "workers": 1}, "model": PLUGGED}
+PLUGGED_RECIPE = {
+    **copy.deepcopy(RECIPE),
+    "data": {"kind": PLUGGED, "workers": 1, "options": {"problems": 2}},
+    "model": PLUGGED,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)

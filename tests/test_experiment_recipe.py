@@ -251,3 +251,31 @@ def test_differences_name_every_changed_leaf():
     ]
     assert differences(old, old) == []
     assert differences({"arms": [1]}, {"arms": [1, 2]}) == ["arms: [1] -> [1, 2]"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"problems": 2, "size": 9},
+            "data.options: kind sample-and-bench: got an unexpected keyword argument 'size'",
+        ),
+        ({}, None),
+    ],
+    ids=["unknown_option", "none"],
+)
+def test_data_options_are_checked_against_the_writer(tmp_path, monkeypatch, options, message):
+    from experiment_helpers import PLUGGED, plugged_in
+
+    from offcurate.experiment.schema import RecipeError
+
+    plugged_in(monkeypatch)
+    path = write_recipe(tmp_path, {**RECIPE, "data": {"kind": PLUGGED, "options": options}})
+    if message is None:
+        assert load_recipe(str(path)).data.options == options
+        return
+    with pytest.raises(RecipeError, match=f"^{path}: {message}$"):
+        load_recipe(str(path))
+    sample = write_recipe(tmp_path, {**RECIPE, "data": {"kind": "sample", "options": {"problems": 2}}})
+    with pytest.raises(RecipeError, match="data.options: kind sample writes no data: remove them"):
+        load_recipe(str(sample))
