@@ -19,6 +19,7 @@ import typer
 from .curate.io.checks import check_counts, check_positive
 from .curate.io.errors import OffcurateError, ReportedElsewhere
 from .eval.command import eval_command
+from .experiment.command import experiment_command
 from .rollout import options as opts
 from .train.command import train
 
@@ -461,6 +462,7 @@ def sample(
 
 app.command("train")(train)
 app.command("eval")(eval_command)
+app.command("experiment")(experiment_command)
 
 
 class _NoFlagMetavar:

@@ -120,18 +120,24 @@ def figure2(table: pl.DataFrame, path: Path) -> None:
 RADAR_MIN_BENCHMARKS = 3  # a polygon needs three axes: one benchmark is a dot, two a line
 
 
-def compare_chart(table: pl.DataFrame, labels: tuple[str, str], path: Path) -> str:
-    """``offcurate eval --compare``: pass@1 and maj@k side by side, base and trained per benchmark, as a
-    radar (three benchmarks or more) or grouped bars (fewer); returns which ("radar" or "bars")."""
-    kind = "radar" if table.height >= RADAR_MIN_BENCHMARKS else "bars"
+def compare_chart(table: pl.DataFrame, path: Path) -> str:
+    """``offcurate eval --compare``: pass@1 and maj@k side by side, every model per benchmark (``table``:
+    one row per benchmark and model, models in drawing order, the base first), as a radar (three
+    benchmarks or more) or grouped bars (fewer); returns which ("radar" or "bars")."""
+    names = table["benchmark"].unique(maintain_order=True).to_list()
+    models = table["model"].unique(maintain_order=True).to_list()
+    kind = "radar" if len(names) >= RADAR_MIN_BENCHMARKS else "bars"
     polar = {"projection": "polar"} if kind == "radar" else {}
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.5 if polar else 4.5), subplot_kw=polar)
     for ax, (metric, title) in zip(axes, (("pass_at_1", "pass@1"), ("maj_at_k", "maj@k"))):
-        values = [[100 * (v or 0.0) for v in table[f"{metric}_{side}"].to_list()] for side in _SIDES]
-        (_radar if polar else _bars)(ax, table["benchmark"].to_list(), values, labels)
+        values = []
+        for model in models:
+            scores = dict(table.filter(pl.col("model") == model).select("benchmark", metric).iter_rows())
+            values.append([100 * (scores.get(n) or 0.0) for n in names])
+        (_radar if polar else _bars)(ax, names, values, models)
         ax.set_title(title, pad=18 if polar else 6)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=2, frameon=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 5), frameon=False)
     # the legend sits below both panels, clear of the data; a radar's title needs room above its labels
     fig.tight_layout(rect=(0, 0.07, 1, 0.95 if polar else 1))
     fig.savefig(path, dpi=120)
@@ -139,23 +145,28 @@ def compare_chart(table: pl.DataFrame, labels: tuple[str, str], path: Path) -> s
     return kind
 
 
-_SIDES = ("base", "trained")
-# base: a larger hollow square drawn above the trained dot, so equal scores still show both
-_STYLE = (
-    {"color": _GREY, "marker": "s", "markersize": 9, "markerfacecolor": "none", "zorder": 3},
-    {"color": _BLUE, "marker": "o", "markersize": 5, "zorder": 2},
-)
+# the base: a larger hollow square drawn above the others, so equal scores still show it; then one
+# colour per trained model
+_BASE_STYLE = {"color": _GREY, "marker": "s", "markersize": 9, "markerfacecolor": "none", "zorder": 3}
+_COLORS = (_BLUE, _ORANGE, "#4a9a4a", "#c44e52", "#8172b2", "#937860", "#da8bc3", "#8c8c8c")
 
 
-def _radar(ax, names: list[str], values: list[list[float]], labels: tuple[str, str]) -> None:
+def _style(i: int) -> dict:
+    if i == 0:
+        return _BASE_STYLE
+    return {"color": _COLORS[(i - 1) % len(_COLORS)], "marker": "o", "markersize": 5, "zorder": 2}
+
+
+def _radar(ax, names: list[str], values: list[list[float]], labels: list[str]) -> None:
     """One axis per benchmark, one closed polygon per model; radius 0-100%."""
     import math
 
     angles = [2 * math.pi * i / len(names) for i in range(len(names))]
-    for side_values, label, style in zip(values, labels, _STYLE):
-        closed = [*side_values, side_values[0]]
+    for i, (model_values, label) in enumerate(zip(values, labels)):
+        style = _style(i)
+        closed = [*model_values, model_values[0]]
         ax.plot([*angles, angles[0]], closed, label=label, **style)
-        ax.fill([*angles, angles[0]], closed, color=style["color"], alpha=0.12)
+        ax.fill([*angles, angles[0]], closed, color=style["color"], alpha=0.12 if len(labels) <= 3 else 0.06)
     ax.set_xticks(angles)
     ax.set_xticklabels(names, fontsize=9)
     ax.tick_params(axis="x", pad=10)
@@ -165,13 +176,14 @@ def _radar(ax, names: list[str], values: list[list[float]], labels: tuple[str, s
     ax.set_yticklabels(["25", "50", "75", "100%"], fontsize=7)
 
 
-def _bars(ax, names: list[str], values: list[list[float]], labels: tuple[str, str]) -> None:
-    """Base and trained side by side per benchmark, each bar with its score."""
-    width = 0.38
-    for offset, side_values, label, style in zip((-width / 2, width / 2), values, labels, _STYLE):
-        x = [i + offset for i in range(len(names))]
-        bars = ax.bar(x, side_values, width, label=label, color=style["color"])
-        _label_bars(ax, bars, [f"{v:.1f}" for v in side_values])
+def _bars(ax, names: list[str], values: list[list[float]], labels: list[str]) -> None:
+    """The models side by side per benchmark, each bar with its score."""
+    width = 0.76 / len(labels)
+    for i, (model_values, label) in enumerate(zip(values, labels)):
+        offset = (i - (len(labels) - 1) / 2) * width
+        x = [j + offset for j in range(len(names))]
+        bars = ax.bar(x, model_values, width, label=label, color=_style(i)["color"])
+        _label_bars(ax, bars, [f"{v:.1f}" for v in model_values])
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names)
     ax.set_xlim(-0.75, len(names) - 0.25)

@@ -3,6 +3,7 @@
     offcurate eval -b math500.jsonl -b aime24.jsonl --model Qwen/Qwen2.5-1.5B-Instruct -k 4 -o runs/eval-base
     offcurate eval -b math500.jsonl -b aime24.jsonl --responses runs/rollouts -o runs/eval-base
     offcurate eval --compare runs/eval-base runs/eval-grpo -o runs/compare
+    offcurate eval --compare runs/eval-base runs/eval-bias runs/eval-sft -o runs/compare   # any number
 
 Polars and math-verify are imported when the command runs, so ``offcurate --help`` stays instant.
 """
@@ -20,7 +21,7 @@ from ..rollout import options as opts
 
 USAGE = (
     "give --benchmark FILE (once per benchmark) and --model M (to sample answers) or --responses DIR "
-    "(answers sampled before), or --compare BASE TRAINED"
+    "(answers sampled before), or --compare BASE TRAINED [TRAINED ...]"
 )
 
 
@@ -52,12 +53,16 @@ def eval_command(
         ),
     ] = None,
     compare: Annotated[
-        tuple[Path, Path] | None,
+        bool,
         typer.Option(
             "--compare",
-            metavar="BASE TRAINED",
-            help="Instead of scoring: two `offcurate eval` output folders; deltas and radar.png.",
+            help="Instead of scoring: compare the `offcurate eval` output FOLDERS given as arguments, the "
+            "base first, then any number of trained models; per-benchmark tables and radar.png.",
         ),
+    ] = False,
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="[FOLDERS]...", help="With --compare: eval outputs, the base first."),
     ] = None,
     output: Annotated[
         Path | None,
@@ -103,20 +108,25 @@ def eval_command(
     without responses are listed, never dropped. With --model the answers are sampled first, exactly as
     `offcurate rollout` does (chat template, k samples, resumable with --resume), into --responses.
 
-    `--compare BASE TRAINED` reads two such folders and writes compare.parquet/compare.json (per-benchmark
-    deltas, trained minus base) and radar.png (one axis per benchmark, one polygon per model;
-    grouped bars below three benchmarks).
+    `--compare BASE TRAINED [TRAINED ...]` reads such folders and writes compare.parquet/compare.json (per
+    benchmark and model: pass@1 with its 95% interval, maj@k, the chain checks, deltas against the base)
+    and radar.png (one axis per benchmark, one polygon per model; grouped bars below three benchmarks).
     """
-    compare = compare if compare and all(compare) else None  # click gives (None, None) when absent
     check_counts(("--workers", workers))
     check_positive(("--timeout", timeout))
     if compare:
         if benchmark or responses:
-            raise OffcurateError("--compare takes two eval output folders; drop --benchmark/--responses")
+            raise OffcurateError("--compare takes eval output folders; drop --benchmark/--responses")
+        if len(folders or []) < 2:
+            raise OffcurateError(
+                "--compare takes two or more eval output folders: BASE TRAINED [TRAINED ...]"
+            )
         from .compare import compare as run_compare
 
-        run_compare(*compare, output or Path("runs/compare"), overwrite=overwrite).print()
+        run_compare(folders, output or Path("runs/compare"), overwrite=overwrite).print()
         return
+    if folders:
+        raise OffcurateError(f"unexpected argument {str(folders[0])!r}: folders are read with --compare")
     if not benchmark or (responses is None and model is None):
         raise OffcurateError(USAGE)
     from ..curate.io.shards import check_output

@@ -1,22 +1,27 @@
-"""``offcurate eval --compare``: per-benchmark deltas between two eval outputs, and a radar chart.
+"""``offcurate eval --compare``: the base model and any number of trained ones, per benchmark, and a radar.
 
     offcurate eval --compare runs/eval-base runs/eval-grpo -o runs/compare
+    offcurate eval --compare runs/eval-base runs/eval-bias runs/eval-no-bias runs/eval-sft -o runs/compare
 
-Reads ``summary.parquet`` of both folders (base first, then trained), joins them on the benchmark name
-and writes ``compare.parquet``/``compare.json`` (pass@1 and maj@k of each, trained minus base) and
-``radar.png`` (one axis per benchmark, one polygon per folder; grouped bars below three benchmarks,
-where a radar is a dot or a line). Benchmarks present in only one folder
-are listed in the report, never dropped silently; a k that differs between the two is flagged, since
-maj@k depends on k.
+Reads ``summary.parquet`` of every folder (the first is the base; each is labeled by its folder name) and
+writes ``compare.parquet``/``compare.json``: one row per benchmark and model with k, pass@1 and its 95%
+interval over problems, maj@k, problems, samples, the chain checks (share of samples that ended their turn,
+share with an answer the extractor reads) and the deltas against the base. ``radar.png`` draws one axis
+per benchmark and one polygon per model (grouped bars below three benchmarks). Only benchmarks present in
+every folder are compared; the others are listed in the report, never dropped silently. A k that differs
+between models is flagged, since maj@k depends on k. Summaries written before the interval and chain-check
+columns existed compare too (those cells stay empty).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from rich import box
 from rich.table import Table
 
 from ..curate.io.card import write_card
@@ -38,11 +43,19 @@ SUMMARY_COLUMNS = {
     "pass_at_1": ("float64", is_float),
     "maj_at_k": ("float64", is_float),
 }
+# read when present (eval summaries before these columns existed still compare)
+OPTIONAL_COLUMNS = {
+    "pass_at_1_ci95": pl.Float64,
+    "scored": pl.Int64,
+    "samples": pl.Int64,
+    "end_of_turn": pl.Float64,
+    "answered": pl.Float64,
+}
 METRICS = ("pass_at_1", "maj_at_k")
 
 
 def read_summary(folder: Path) -> pl.DataFrame:
-    """``benchmark, k, pass_at_1, maj_at_k`` of an ``offcurate eval`` output folder."""
+    """``benchmark, k, pass_at_1, maj_at_k`` (+ the optional columns, null when absent) of an eval output."""
     path = Path(folder) / "summary.parquet"
     if not Path(folder).exists():
         raise InputError(f"{folder}: no such file or folder")
@@ -50,116 +63,189 @@ def read_summary(folder: Path) -> pl.DataFrame:
         raise InputError(f"{folder}: no summary.parquet inside (is this an `offcurate eval` output?)")
     table = read_table(path)
     check_columns(path, table.schema, SUMMARY_COLUMNS)
-    return pl.from_arrow(table).select(*SUMMARY_COLUMNS)
+    frame = pl.from_arrow(table)
+    extra = [
+        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in OPTIONAL_COLUMNS.items()
+    ]
+    return frame.select(*SUMMARY_COLUMNS, *extra)
 
 
-def deltas(base: pl.DataFrame, trained: pl.DataFrame) -> pl.DataFrame:
-    """Benchmarks of both summaries (in base's order): each metric for base and trained, and the delta."""
-    joined = (
-        base.with_row_index("_order")
-        .join(trained, on="benchmark", how="inner", suffix="_trained")
-        .sort("_order")
-        .rename({m: f"{m}_base" for m in (*METRICS, "k")})
+def labels_of(folders: Sequence[Path]) -> list[str]:
+    """Each folder's name; where two share a name, ``parent/name``; else numbered."""
+    names = [Path(f).name for f in folders]
+    if len(set(names)) < len(names):
+        names = [f"{Path(f).parent.name}/{Path(f).name}" for f in folders]
+    if len(set(names)) < len(names):
+        names = [f"{i}:{Path(f).name}" for i, f in enumerate(folders)]
+    return names
+
+
+def long_table(summaries: Sequence[pl.DataFrame], labels: Sequence[str]) -> pl.DataFrame:
+    """One row per (benchmark, model) for the benchmarks of every summary, in the base's order, models in
+    the order given; deltas are against the first (null on its own rows)."""
+    common = set(summaries[0]["benchmark"])
+    for summary in summaries[1:]:
+        common &= set(summary["benchmark"])
+    order = [b for b in summaries[0]["benchmark"].to_list() if b in common]
+    rows = pl.concat(
+        [
+            s.filter(pl.col("benchmark").is_in(order)).select(pl.lit(label).alias("model"), pl.all())
+            for label, s in zip(labels, summaries)
+        ]
     )
-    return joined.select(
-        "benchmark",
-        pl.col("k_base"),
-        pl.col("k_trained"),
-        *[
-            expr
-            for m in METRICS
-            for expr in (
-                pl.col(f"{m}_base"),
-                pl.col(f"{m}_trained"),
-                (pl.col(f"{m}_trained") - pl.col(f"{m}_base")).alias(f"{m}_delta"),
-            )
-        ],
+    base = rows.filter(pl.col("model") == labels[0]).select(
+        "benchmark", *[pl.col(m).alias(f"_{m}_base") for m in METRICS]
+    )
+    rank = pl.DataFrame({"benchmark": order, "_b": range(len(order))})
+    models = pl.DataFrame({"model": list(labels), "_m": range(len(labels))})
+    return (
+        rows.join(base, on="benchmark")
+        .join(rank, on="benchmark")
+        .join(models, on="model")
+        .sort("_b", "_m")
+        .select(
+            "benchmark",
+            "model",
+            "k",
+            "pass_at_1",
+            "pass_at_1_ci95",
+            "maj_at_k",
+            pl.col("scored").alias("problems"),
+            "samples",
+            "end_of_turn",
+            "answered",
+            *[
+                pl.when(pl.col("model") != labels[0])
+                .then(pl.col(m) - pl.col(f"_{m}_base"))
+                .alias(f"{m}_delta")
+                for m in METRICS
+            ],
+        )
     )
 
 
 @dataclass
 class Comparison:
-    """What ``compare`` returns: the delta table (as written) and the stage report."""
+    """What ``compare`` returns: the table (as written) and the stage report."""
 
     table: pl.DataFrame
-    labels: tuple[str, str]
+    labels: list[str]
     report: StageReport
 
     def print(self) -> None:
-        console.print(delta_table(self.table, self.labels))
+        for table in comparison_tables(self.table):
+            console.print(table)
         self.report.print()
 
 
-def delta_table(table: pl.DataFrame, labels: tuple[str, str]) -> Table:
-    """Scores in percent, deltas in points (green up, red down); a k mismatch is shown in yellow."""
-    out = Table(title=f"offcurate eval --compare: {labels[1]} vs {labels[0]}", title_justify="left")
-    out.add_column("benchmark")
-    out.add_column("k", justify="right")
-    for metric in ("pass@1", "maj@k"):
-        for what in (labels[0], labels[1], "delta"):
-            out.add_column(f"{metric} {what}", justify="right")
-    for row in table.iter_rows(named=True):
-        same_k = row["k_base"] == row["k_trained"]
-        cells = [row["benchmark"], str(row["k_base"]) if same_k else f"{row['k_base']} vs {row['k_trained']}"]
-        for m in METRICS:
-            cells += [_pct(row[f"{m}_base"]), _pct(row[f"{m}_trained"]), _delta(row[f"{m}_delta"])]
-        out.add_row(*cells, style=None if same_k else "yellow")
+def comparison_tables(table: pl.DataFrame) -> list[Table]:
+    """One terminal table per benchmark: a row per model; pass@1 and the half-width of its 95% interval,
+    deltas in points (green up, red down) against the first model. k is in the title, or a column
+    (yellow where it differs from the first model's) when the models were sampled with different k."""
+    out = []
+    for (benchmark,), rows in table.group_by("benchmark", maintain_order=True):
+        same_k = rows["k"].n_unique() == 1
+        title = (
+            f"{benchmark} (k = {rows['k'][0]})" if same_k else f"{benchmark} (k differs: maj@k depends on it)"
+        )
+        tbl = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption=CAPTION,
+                    caption_justify="left", padding=(0, 0, 0, 1))  # fmt: skip
+        tbl.add_column("model")
+        heads = ("pass@1", "± 95%", "Δ", "maj@k", "Δ ", "problems", "samples", "ended", "answered")
+        for name in ("k", *heads) if not same_k else heads:
+            tbl.add_column(name, justify="right", min_width=5 if name in ("Δ", "Δ ") else len(name))
+        first_k = rows["k"][0]
+        for row in rows.iter_rows(named=True):
+            cells = [
+                _pct(row["pass_at_1"]), _pct(row["pass_at_1_ci95"]), _delta(row["pass_at_1_delta"]),
+                _pct(row["maj_at_k"]), _delta(row["maj_at_k_delta"]), _int(row["problems"]),
+                _int(row["samples"]), _pct(row["end_of_turn"]), _pct(row["answered"]),
+            ]  # fmt: skip
+            k = [] if same_k else [str(row["k"])]
+            tbl.add_row(row["model"], *k, *cells, style=None if row["k"] == first_k else "yellow")
+        out.append(tbl)
     return out
+
+
+CAPTION = (
+    "pass@1, maj@k: % of problems; ± 95%: half-width of pass@1's interval over problems; Δ: points against "
+    "the first model; ended: % of samples that ended their turn (not cut at the token limit); answered: % "
+    "with an answer the extractor reads."
+)
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _int(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 def _delta(value: float | None) -> str:
     if value is None:
-        return "-"
+        return ""
     color = "green" if value > 0 else "red" if value < 0 else "white"
     return f"[{color}]{100 * value:+.1f}[/]"
 
 
-def compare(base: Path, trained: Path, output: Path, overwrite: bool = False) -> Comparison:
-    """Deltas trained - base per benchmark, written to ``output`` with the radar chart."""
+def read_comparison(folder: Path) -> pl.DataFrame:
+    """The table ``compare`` wrote into ``folder``."""
+    return pl.read_parquet(Path(folder) / "compare.parquet")
+
+
+def compare(folders: Sequence[Path], output: Path, overwrite: bool = False) -> Comparison:
+    """Every model against the first (the base) per benchmark, written to ``output`` with the radar."""
     from ..curate.figures import compare_chart
 
-    check_output(output, overwrite, (base, trained))
+    folders = [Path(f) for f in folders]
+    if len(folders) < 2:
+        raise InputError("--compare takes two or more eval output folders (the base first)")
+    check_output(output, overwrite, folders)
     report = StageReport("eval --compare", output=str(output))
-    base_summary, trained_summary = read_summary(base), read_summary(trained)
-    table = deltas(base_summary, trained_summary)
+    summaries = [read_summary(f) for f in folders]
+    labels = labels_of(folders)
+    table = long_table(summaries, labels)
     if table.height == 0:
-        raise InputError(f"{trained}: no benchmark in common with {base}")
-    labels = (Path(base).name, Path(trained).name)
-    if labels[0] == labels[1]:
-        labels = ("base", "trained")
-    with atomic_output(output, overwrite, inputs=(base, trained)) as tmp:
+        raise InputError(f"{', '.join(map(str, folders[1:]))}: no benchmark in common with {folders[0]}")
+    with atomic_output(output, overwrite, inputs=folders) as tmp:
         table.write_parquet(tmp / "compare.parquet")
-        meta = {"base": str(base), "trained": str(trained), "benchmarks": table.to_dicts()}
+        meta = {"folders": [str(f) for f in folders], "labels": labels, "rows": table.to_dicts()}
         (tmp / "compare.json").write_text(json.dumps(meta, indent=2) + "\n")
-        chart = compare_chart(table, labels, tmp / "radar.png")
+        chart = compare_chart(table, tmp / "radar.png")
         write_card(
             tmp,
-            "Base vs trained (offcurate eval --compare)",
+            "Base vs trained models (offcurate eval --compare)",
             COMPARE_CARD,
             {"compare": ("compare.parquet", table.to_arrow().schema)},
         )
+    compared = table["benchmark"].unique(maintain_order=True).to_list()
     report.counts.update(
         {
-            "benchmarks compared": table.height,
+            "models compared": len(labels),
+            "benchmarks compared": len(compared),
             "radar.png": "radar" if chart == "radar" else "bars (a radar needs 3 benchmarks)",
-            "mean pass@1 delta (points)": 100 * float(table["pass_at_1_delta"].mean() or 0.0),
-            "mean maj@k delta (points)": 100 * float(table["maj_at_k_delta"].mean() or 0.0),
         }
     )
-    for name, summary, other in ((labels[0], base_summary, trained), (labels[1], trained_summary, base)):
-        alone = sorted(set(summary["benchmark"]) - set(table["benchmark"]))
+    for label in labels[1:]:
+        mine = table.filter(pl.col("model") == label)
+        report.counts[f"mean pass@1 delta, {label} (points)"] = 100 * float(
+            mine["pass_at_1_delta"].mean() or 0.0
+        )
+    for label, summary in zip(labels, summaries):
+        alone = [b for b in summary["benchmark"].to_list() if b not in compared]
         if alone:
-            report.dropped[f"only in {name} (not in {other})"] = len(alone)
-            report.counts[f"only in {name}"] = ", ".join(alone)
+            report.dropped[f"benchmarks of {label} not in every folder"] = len(alone)
+            report.counts[f"only in {label}"] = ", ".join(alone)
     return Comparison(table, labels, report.finish())
 
 
 COMPARE_CARD = """
-`compare.parquet` / `compare.json`: per benchmark present in both eval outputs, k, pass@1 and maj@k of the
-base and the trained model and the delta (trained minus base, as fractions). `radar.png`: pass@1 (left)
-and maj@k (right), one axis per benchmark and one polygon per model (grouped bars below three benchmarks).
+`compare.parquet` / `compare.json`: one row per benchmark present in every eval output and per model (the
+first folder is the base): k, pass@1 with `pass_at_1_ci95` (half-width of its 95% interval over problems),
+maj@k, problems scored, samples, `end_of_turn` (share of samples that ended their turn rather than hit the
+token limit) and `answered` (share with an answer the extractor reads), and `pass_at_1_delta` /
+`maj_at_k_delta` against the base (fractions; null on the base's rows). `radar.png`: pass@1 (left) and
+maj@k (right), one axis per benchmark and one polygon per model (grouped bars below three benchmarks).
 """

@@ -56,9 +56,9 @@ class EvalRun:
 
 
 def match_responses(problems: pl.DataFrame, answers: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Problems (in order) with their samples' ``answer``/``finished`` lists (null: no responses),
-    and the number of responses whose question is in no benchmark."""
-    grouped = answers.group_by("question_id", maintain_order=True).agg("answer", "finished")
+    """Problems (in order) with their samples' ``answer``/``finished``/``finish_reason`` lists (null: no
+    responses), and the number of responses whose question is in no benchmark."""
+    grouped = answers.group_by("question_id", maintain_order=True).agg("answer", "finished", "finish_reason")
     joined = (
         problems.with_row_index("_order")
         .join(grouped, on="question_id", how="left")
@@ -87,6 +87,7 @@ def score_problems(joined: pl.DataFrame, workers: int, timeout: float | None) ->
                 "samples": len(row["answer"] or []),
                 "answers": row["answer"] or [],
                 "finished": row["finished"] or [],
+                "finish_reason": row["finish_reason"] or [],
                 "correct": score.correct if score else [],
                 "status": score.status if score else NO_RESPONSES,
                 "majority_answer": score.majority_answer if score else None,
@@ -106,6 +107,7 @@ RESULT_SCHEMA = {
     "samples": pl.Int64,
     "answers": pl.List(pl.String),
     "finished": pl.List(pl.Boolean),
+    "finish_reason": pl.List(pl.String),
     "correct": pl.List(pl.Boolean),
     "status": pl.String,
     "majority_answer": pl.String,
@@ -115,11 +117,21 @@ RESULT_SCHEMA = {
 }
 
 
+CI_Z = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
 def summarize(results: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """One row per benchmark (in the order given): problems, how many were scored, k, pass@1, maj@k.
 
-    Means are over the problems that have responses; ``missing`` says how many had none."""
+    Means are over the problems that have responses; ``missing`` says how many had none.
+    ``pass_at_1_ci95`` is the half-width of pass@1's 95% interval over problems (normal approximation,
+    1.96 standard errors of the per-problem pass@1; null below two problems): it says how far a
+    difference between two models can be noise from the choice of problems. The chain checks:
+    ``end_of_turn`` is the share of samples whose generation ended with the end-of-turn token rather
+    than at the token limit (null when the responses carry no ``finish_reason``), ``answered`` the
+    share with an answer the extractor reads."""
     scored = pl.col("status") != NO_RESPONSES
+    reasons = pl.col("finish_reason").explode()
     table = results.group_by("benchmark").agg(
         pl.len().alias("problems"),
         scored.sum().alias("scored"),
@@ -132,21 +144,32 @@ def summarize(results: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         pl.col("answers").list.eval(pl.element().is_null()).list.sum().sum().alias("no_answer"),
         pl.col("finished").list.eval(pl.element().not_()).list.sum().sum().alias("truncated"),
         pl.col("timeouts").sum().alias("timeouts"),
+        (CI_Z * pl.col("pass_at_1").std() / pl.col("pass_at_1").count().sqrt()).alias("pass_at_1_ci95"),
+        ((reasons == "stop").sum() / reasons.is_not_null().sum()).alias("end_of_turn"),
     )
+    answered = (pl.col("samples") - pl.col("no_answer")) / pl.col("samples")
     order = pl.DataFrame({"benchmark": names})
-    return order.join(table, on="benchmark", how="left").with_columns(pl.col(pl.UInt32).cast(pl.Int64))
+    return (
+        order.join(table, on="benchmark", how="left")
+        .with_columns(pl.col(pl.UInt32).cast(pl.Int64))
+        .with_columns(
+            pl.when(pl.col("samples") > 0).then(answered).alias("answered"),
+            pl.col("end_of_turn").fill_nan(None),
+        )
+    )
 
 
 def summary_table(summary: pl.DataFrame) -> Table:
-    """Per-benchmark scores for the terminal; benchmarks with unscored problems are flagged."""
+    """Per-benchmark scores and chain checks for the terminal; benchmarks with unscored problems are
+    flagged."""
     table = Table(title="offcurate eval", title_justify="left")
-    for name in ("benchmark", "problems", "scored", "no responses", "k", "pass@1", "maj@k", "no answer"):
+    columns = ("benchmark", "problems", "scored", "no responses", "k", "pass@1", "± 95%", "maj@k")
+    for name in (*columns, "end of turn", "answered"):
         table.add_column(name, justify="left" if name == "benchmark" else "right")
     for row in summary.iter_rows(named=True):
         k = "-" if row["k"] is None else str(row["k"])
         if row["k_min"] is not None and row["k_min"] != row["k"]:
             k = f"{row['k_min']}-{row['k']}"
-        no_answer = row["no_answer"] / row["samples"] if row["samples"] else None
         table.add_row(
             row["benchmark"],
             str(row["problems"]),
@@ -154,8 +177,10 @@ def summary_table(summary: pl.DataFrame) -> Table:
             str(row["missing"]),
             k,
             _percent(row["pass_at_1"]),
+            _percent(row["pass_at_1_ci95"]),
             _percent(row["maj_at_k"]),
-            _percent(no_answer),
+            _percent(row["end_of_turn"]),
+            _percent(row["answered"]),
             style="yellow" if row["missing"] else None,
         )
     return table
@@ -234,7 +259,11 @@ EVAL_CARD = """
 (`answers`, null when none), whether it finished (`finished`) and is right (`correct`: math-verify's
 `verify(gold, answer)`), the vote's `status` and `majority_answer`, `pass_at_1` (mean correctness over the k
 samples) and `maj_at_k` (1.0 when the largest class of equivalent answers, ties to the first seen, is the
-gold). Problems without responses have status `no_responses` and null scores. `summary.parquet` /
+gold), each sample's `finish_reason` (`stop`: it ended its turn; `length`: cut at the token limit).
+Problems without responses have status `no_responses` and null scores. `summary.parquet` /
 `summary.json`: per benchmark, problems, scored, missing, k (k_min when it varies), pass@1 and maj@k
-averaged over scored problems, samples without an answer, truncated samples, answers that timed out.
+averaged over scored problems, `pass_at_1_ci95` (half-width of pass@1's 95% interval over problems),
+samples without an answer, truncated samples (thinking never closed), answers that timed out, and the
+chain checks: `end_of_turn` (share of samples that ended their turn rather than hit the token limit)
+and `answered` (share with an answer the extractor reads).
 """

@@ -9,7 +9,8 @@ shards with ``response`` and
 (``benchmark``, ``finish_reason``, ...) are ignored. Only the answer of each response is kept, extracted
 shard by shard, so the text never sits in memory all at once::
 
-    answers = read_rollout_answers(Path("runs/rollouts"))   # question_id, sample_idx, answer, finished
+    answers = read_rollout_answers(Path("runs/rollouts"))   # question_id, sample_idx, answer, finished,
+                                                            # finish_reason (null without that column)
     scores = run_jobs(ScoreAgainstGold(), tasks, total, workers=2, timeout=2.0, description="score")
 """
 
@@ -39,7 +40,8 @@ from ..curate.io.shards import (
 
 
 def read_rollout_answers(folder: Path, description: str = "read responses") -> pl.DataFrame:
-    """One row per response: ``question_id``, ``sample_idx``, ``answer`` (None: no answer), ``finished``.
+    """One row per response: ``question_id``, ``sample_idx``, ``answer`` (None: no answer), ``finished``
+    and ``finish_reason`` (the generator's "stop" or "length"; null in shards without that column).
 
     Rows are sorted by question and sample index, so "first appearance" (the vote's tie-break) means
     the lowest ``sample_idx``. Without a ``sample_idx`` column the order of the rows in the shards counts.
@@ -132,11 +134,15 @@ def _read_shard(path: Path, offset: int) -> pl.DataFrame:
     required[key] = ("string", is_string)
     if "sample_idx" in names:
         required["sample_idx"] = ("int64", is_integer)
+    if "finish_reason" in names:
+        required["finish_reason"] = ("string", is_string)
     check_columns(path, schema, required)
     table = read_table(path, columns=list(required))
     reject_nulls(path, table, [key])
     answers, finished = extract_batch(table.column("response"))
     frame = pl.from_arrow(table.drop_columns(["response"]))
+    if "finish_reason" not in names:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("finish_reason"))
     if key == "question":
         frame = frame.with_columns(
             pl.col("question").map_elements(question_id, pl.String).alias("question_id")
@@ -150,6 +156,7 @@ def _read_shard(path: Path, offset: int) -> pl.DataFrame:
         pl.col("sample_idx").cast(pl.Int64),
         pl.Series("answer", answers, dtype=pl.String),
         pl.Series("finished", finished, dtype=pl.Boolean),
+        pl.col("finish_reason").cast(pl.String),
     )
 
 

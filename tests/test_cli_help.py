@@ -39,7 +39,7 @@ def long_names(command: click.Command) -> set[str]:
 
 def test_every_command_is_listed():
     assert set(COMMANDS) == {
-        "download", "filter", "vote", "stats", "pipeline", "rollout", "sample", "train", "eval",
+        "download", "filter", "vote", "stats", "pipeline", "rollout", "sample", "train", "eval", "experiment",
     }  # fmt: skip
 
 

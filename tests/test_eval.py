@@ -124,7 +124,8 @@ def write_inputs(root):
         {"question": "Not in any benchmark", "sample_idx": i, "response": wrap("\\boxed{1}")} for i in (0, 1)
     ]
     for row in rows:
-        row.update(question_id=question_id(row["question"]), benchmark="?", finish_reason="stop")
+        reason = "length" if row["response"] == TRUNCATED else "stop"  # cut where the generator stopped it
+        row.update(question_id=question_id(row["question"]), benchmark="?", finish_reason=reason)
     rows = rows[::-1]  # sample order must come from sample_idx, not from the row order
     (root / "responses").mkdir()
     for part in (0, 1):
@@ -164,6 +165,13 @@ def test_eval_cli_end_to_end(tmp_path, monkeypatch):
     assert toy["maj_at_k"] == pytest.approx(1 / 4)
     assert (toy["samples"], toy["no_answer"], toy["truncated"], toy["timeouts"]) == (16, 5, 2, 2)
     assert (minerva["problems"], minerva["pass_at_1"], minerva["maj_at_k"]) == (1, 0.75, 1.0)
+    # the chain checks: 2 of toy's 16 samples hit the token limit, 5 have no answer the extractor reads
+    assert (toy["end_of_turn"], toy["answered"]) == (14 / 16, 11 / 16)
+    assert (minerva["end_of_turn"], minerva["answered"]) == (1.0, 1.0)
+    assert results["finish_reason"][2].to_list() == ["stop", "stop", "stop", "length"]
+    # pass@1's 95% interval over toy's 4 scored problems (0.75, 0.5, 0, 0.25): 1.96 * sd / sqrt(4)
+    assert toy["pass_at_1_ci95"] == pytest.approx(1.959964 * (0.3125 / 3) ** 0.5 / 2)
+    assert minerva["pass_at_1_ci95"] is None  # one problem: no spread to measure
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert saved["benchmarks"] == summary.to_dicts()
     assert "results.parquet" in (tmp_path / "out" / "README.md").read_text()
@@ -183,11 +191,18 @@ def test_compare_deltas_and_radar(tmp_path, monkeypatch, capsys):
     args = ["eval", "--compare", str(tmp_path / "base"), str(tmp_path / "grpo"), "-o", str(tmp_path / "cmp")]
     assert cli(monkeypatch, *args) == 0
     table = pl.read_parquet(tmp_path / "cmp" / "compare.parquet")
-    assert table["benchmark"].to_list() == ["math500", "aime24"]
-    assert table["pass_at_1_delta"].to_list() == [0.25, 0.25]
-    assert table["maj_at_k_delta"].to_list() == [-0.25, 0.5]
-    assert table["pass_at_1_trained"].to_list() == [0.5, 0.75]
-    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["benchmarks"] == table.to_dicts()
+    assert table.select("benchmark", "model").rows() == [
+        ("math500", "base"),
+        ("math500", "grpo"),
+        ("aime24", "base"),
+        ("aime24", "grpo"),
+    ]
+    trained = table.filter(pl.col("model") == "grpo")
+    assert trained["pass_at_1_delta"].to_list() == [0.25, 0.25]
+    assert trained["maj_at_k_delta"].to_list() == [-0.25, 0.5]
+    assert trained["pass_at_1"].to_list() == [0.5, 0.75]
+    assert table.filter(pl.col("model") == "base")["pass_at_1_delta"].to_list() == [None, None]
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"] == table.to_dicts()
     png = tmp_path / "cmp" / "radar.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
@@ -195,3 +210,24 @@ def test_compare_deltas_and_radar(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "+25.0" in err and "-25.0" in err and "+50.0" in err
     assert "only in base" in err and "only in grpo" in err
+
+
+def test_compare_many_models_against_the_first(tmp_path, monkeypatch, capsys):
+    """The base and three arms: one row per benchmark and model, every delta against the base, a radar
+    with a polygon per model; summaries without the interval and chain-check columns still compare."""
+    benchmarks = ("math500", "aime24", "amc23")
+    scores = {"base": 0.2, "bias": 0.5, "no-bias": 0.3, "sft": 0.1}
+    for name, score in scores.items():
+        write_summary(tmp_path / name, [(b, 4, score + i / 10, score) for i, b in enumerate(benchmarks)])
+    folders = [str(tmp_path / name) for name in scores]
+    assert cli(monkeypatch, "eval", "--compare", *folders, "-o", str(tmp_path / "cmp")) == 0
+    table = pl.read_parquet(tmp_path / "cmp" / "compare.parquet")
+    assert table.height == 3 * 4
+    assert table.filter(pl.col("benchmark") == "amc23")["model"].to_list() == list(scores)
+    deltas = table.filter(pl.col("benchmark") == "aime24")["maj_at_k_delta"].to_list()
+    assert deltas[0] is None and deltas[1:] == pytest.approx([0.3, 0.1, -0.1])
+    assert table["end_of_turn"].null_count() == table.height  # not in these old-style summaries
+    height, width, _ = matplotlib.image.imread(tmp_path / "cmp" / "radar.png").shape
+    assert width > height > 300
+    err = capsys.readouterr().err
+    assert "models compared" in err and "mean pass@1 delta, sft (points)" in err

@@ -140,7 +140,8 @@ def test_two_benchmarks_with_one_name(tmp_path, monkeypatch, capsys):
         pytest.param([], "give --benchmark FILE", id="nothing"),
         pytest.param(["-b", "x.jsonl"], "--responses DIR", id="no_responses"),
         pytest.param(["--compare", "A", "B", "-b", "x.jsonl"], "drop --benchmark", id="compare_and_score"),
-        pytest.param(["--compare", "A"], "requires 2 arguments", id="compare_one_folder"),
+        pytest.param(["--compare", "A"], "two or more eval output folders", id="compare_one_folder"),
+        pytest.param(["A", "-b", "x.jsonl"], "unexpected argument 'A'", id="folder_without_compare"),
     ],
 )
 def test_eval_usage(monkeypatch, capsys, args, message):

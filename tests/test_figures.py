@@ -49,23 +49,21 @@ def test_difficulty_chart_skips_difficulties_without_labeled_questions():
     assert empty == ["2", "9"]
 
 
-def summary(n):
+def comparison(n, models=("base", "trained")):
+    """The long table `eval --compare` draws: one row per benchmark and model."""
     names = ["math500", "aime24", "amc23", "minerva"][:n]
-    return pl.DataFrame(
-        {
-            "benchmark": names,
-            **{
-                f"{m}_{side}": [0.25 * (i + 1) for i in range(n)]
-                for m in ("pass_at_1", "maj_at_k")
-                for side in ("base", "trained")
-            },
-        }
-    )
+    rows = [
+        {"benchmark": b, "model": m, "pass_at_1": 0.25 * (i + 1), "maj_at_k": 0.2 * (j + 1)}
+        for i, b in enumerate(names)
+        for j, m in enumerate(models)
+    ]
+    return pl.DataFrame(rows)
 
 
 @pytest.mark.parametrize("n, kind", [(1, "bars"), (2, "bars"), (3, "radar"), (4, "radar")])
-def test_compare_chart_needs_three_benchmarks_for_a_radar(tmp_path, n, kind):
+@pytest.mark.parametrize("models", [("base", "trained"), ("base", "bias", "no-bias", "sft")], ids=["2", "4"])
+def test_compare_chart_needs_three_benchmarks_for_a_radar(tmp_path, n, kind, models):
     path = tmp_path / "radar.png"
-    assert compare_chart(summary(n), ("base", "trained"), path) == kind
+    assert compare_chart(comparison(n, models), path) == kind
     height, width, _ = matplotlib.image.imread(path).shape
     assert width > height > 300

@@ -1,6 +1,7 @@
 """The house stays layered: a lower layer never imports a higher one.
 
-    io <- answers <- stages (curate/) ;  train -> io ;  rollout -> io, answers, train ;  eval -> all below
+    io <- answers <- stages (curate/) ;  train -> io ;  rollout -> io, answers, train ;  eval -> all below ;
+    experiment (runs every command's code) -> all below ;  cli -> everything
 
 A stage may read rollouts (``stats --base-rollouts`` uses ``rollout.reader``, which sits beside the writer
 that defines the layout); the trainer never imports a stage, the answer rules never import a stage.
@@ -28,9 +29,20 @@ ALLOWED: dict[str, set[str]] = {
     "curate": {"curate.io", "curate.answers", "rollout", "data"},
     "data": {"curate.io"},  # the embedded sample and its generator
     "eval": {"curate.io", "curate.answers", "curate", "train", "rollout"},
-    "cli": {"curate.io", "curate.answers", "curate", "train", "rollout", "eval", "data"},
+    "experiment": {"curate.io", "curate.answers", "curate", "train", "rollout", "eval", "data"},
+    "cli": {"curate.io", "curate.answers", "curate", "train", "rollout", "eval", "experiment", "data"},
 }
-FOLDERS = ["curate/io", "curate/answers", "curate/formats", "curate", "train", "rollout", "eval", "data"]
+FOLDERS = [
+    "curate/io",
+    "curate/answers",
+    "curate/formats",
+    "curate",
+    "train",
+    "rollout",
+    "eval",
+    "experiment",
+    "data",
+]
 
 
 def layer_of(module: str) -> str:
