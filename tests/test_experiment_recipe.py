@@ -53,7 +53,7 @@ CASES = {
     "bool_is_not_a_number": (edited("seed", True), "seed: expected an integer, got True (a boolean)"),
     "out_of_range": (edited("eval.k", 0), "eval.k: must be >= 1, got 0 (an integer)"),
     "out_of_range_share": (edited("eval.top_p", 1.5), "eval.top_p: must be in (0, 1], got 1.5 (a number)"),
-    "out_of_range_trainer": (edited("arms.0.train.lr", -1.0), "arms[0].train.lr: --lr must be > 0"),
+    "out_of_range_trainer": (edited("arms.0.train.lr", -1.0), "arms[0].train.lr: --lr must be in (0, 1]"),
     "out_of_range_shared_train": (edited("train.max_steps", 0), "train.max_steps: --max-steps must be >= 1"),
     "objective_conflict": (
         edited("arms.1.train.eps", 0.3),
