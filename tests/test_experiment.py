@@ -133,7 +133,8 @@ def test_changed_recipe_is_refused_naming_what_changed(straight, monkeypatch, ca
 
 
 def test_interrupted_run_resumes_to_the_same_table(straight, tmp_path, monkeypatch, capsys):
-    from offcurate.rollout.stage import Parts
+    from offcurate.rollout import parts
+    from offcurate.rollout.parts import PartWriter
     from offcurate.train.session import Session
 
     recipe, run = straight / "recipe.yaml", tmp_path / "run"
@@ -144,12 +145,12 @@ def test_interrupted_run_resumes_to_the_same_table(straight, tmp_path, monkeypat
     record = json.loads((straight / "run" / "experiment.json").read_text())
     record.update(complete=False, stages={k: record["stages"][k] for k in first})
     (run / "experiment.json").write_text(json.dumps(record))
-    write, save = Parts.write, Session.save
+    flush, save = PartWriter.flush, Session.save
 
     def kill_after_first_batch_of(name):
-        def write_then_die(self, batch_no, rows):
-            write(self, batch_no, rows)
-            if self.folder.name == f".{name}.partial":
+        def write_then_die(self):
+            flush(self)
+            if self.folder.name == f".{name}.partial" and self.count:
                 raise Killed(name)
 
         return write_then_die
@@ -160,12 +161,13 @@ def test_interrupted_run_resumes_to_the_same_table(straight, tmp_path, monkeypat
             raise Killed("train/bias")
 
     for where, fault in [
-        ("base-rollouts", ("write", kill_after_first_batch_of("base-rollouts"))),
+        ("base-rollouts", ("flush", kill_after_first_batch_of("base-rollouts"))),
         ("train/bias", ("save", save_then_die)),
-        ("eval/base-responses", ("write", kill_after_first_batch_of("base-responses"))),
+        ("eval/base-responses", ("flush", kill_after_first_batch_of("base-responses"))),
     ]:
         with monkeypatch.context() as patch:
-            patch.setattr(Parts if fault[0] == "write" else Session, fault[0], fault[1])
+            patch.setattr(parts, "FLUSH_ROWS", 1)  # a part file per finished question
+            patch.setattr(PartWriter if fault[0] == "flush" else Session, fault[0], fault[1])
             with pytest.raises(Killed, match=where.split("/")[-1]):
                 experiment(patch, capsys, recipe, "-o", run)
         assert not json.loads((run / "experiment.json").read_text())["complete"]
