@@ -47,16 +47,8 @@ CANONICAL = pa.schema(  # what a reader gives for each usable trajectory, before
     ]
 )
 
-OUTPUT_SCHEMA = pa.schema(
-    [
-        ("question_id", pa.string()),
-        ("sample_idx", pa.int64()),
-        ("question", pa.string()),
-        ("response", pa.string()),
-        ("source", pa.string()),
-        ("difficulty", pa.int64()),
-        ("finished", pa.bool_()),
-    ]
+OUTPUT_SCHEMA = pa.schema(  # question_id, sample_idx, question, response, source, difficulty, finished
+    [("question_id", pa.string()), ("sample_idx", pa.int64()), *CANONICAL, ("finished", pa.bool_())]
 )
 RANK_SCHEMA = pa.schema([OUTPUT_SCHEMA.field("sample_idx")])
 

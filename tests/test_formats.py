@@ -1,5 +1,7 @@
 """``filter --format``: each dataset layout becomes the trajectory layout (plus ``gold``), awkward rows
-dropped and counted, a wrong column named in one line."""
+dropped and counted, a wrong column named in one line; every layout through the one engine (bytes equal
+for any worker count, ``sample_idx`` by content for any shard order); each votes into a folder ``datasets``
+opens, its text copied."""
 
 import hashlib
 import random
