@@ -1,6 +1,7 @@
-"""``offcurate filter``: OpenThoughts3 rows -> one row per math trajectory with a stable question id.
+"""``offcurate filter``: raw teacher traces -> one row per math trajectory with a stable question id.
 
     offcurate filter -i data/raw -o data/math [--domain math] [--workers 2]
+    offcurate filter --format openr1-math -i data/openr1 -o data/openr1-math     # + gold, dataset_verdict
 
 Each raw shard is read once, by one of ``--workers`` threads (default: one per core): its
 usable rows are written at once, without ``sample_idx`` (``filter_shard.index_shard``), and each kept
@@ -11,10 +12,13 @@ byte for byte, what writing every row at once would give, for any number of work
 (tests/test_filter_identity.py). Every dropped row is counted by reason; identical trajectories are kept
 (each sample is a vote).
 
-The raw layout is read by one reader (``filter_ot3.OpenThoughts3``: record batch -> question, response,
-source, difficulty of the usable rows + a drop reason per row); nothing else here knows the layout.
-Memory: one record batch and one row group per worker, and 16 bytes a kept row for the ranking (see
-``rank_samples``); nothing holds the text of more than a row group.
+The raw layout is read by one reader (``filter_shard.Reader``: record batch -> question, response,
+source, difficulty of the usable trajectories, plus the layout's extra columns such as ``gold``, and a
+drop reason per row or trace): ``filter_ot3.OpenThoughts3`` (the default) or a ``--format`` of
+``curate/formats`` (lists of traces exploded to one row each); nothing else here knows the layout, so
+every layout gets the same one-read, parallel path. Memory: one record batch and one row group per
+worker, and 16 bytes a kept row for the ranking (see ``rank_samples``; 17 with a gold); nothing holds the
+text of more than a row group.
 """
 
 from __future__ import annotations
@@ -26,16 +30,18 @@ from collections import Counter
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import numpy as np
+
 from .filter_ot3 import INPUT_COLUMNS as INPUT_COLUMNS
-from .filter_ot3 import OpenThoughts3
 from .filter_ot3 import keep_row as keep_row
 from .filter_ot3 import split_conversation as split_conversation
 from .filter_shard import OUTPUT_SCHEMA as OUTPUT_SCHEMA
-from .filter_shard import finish_shard, index_shard, rank_samples
+from .filter_shard import Reader, ShardIndex, finish_shard, index_shard, output_schema, rank_samples
+from .formats import OPENTHOUGHTS3, reader
 from .io.card import write_card
 from .io.errors import InputError
 from .io.report import StageReport, progress
-from .io.shards import atomic_output, check_columns, check_output, list_shards, open_shard, shard_name
+from .io.shards import atomic_output, check_output, list_shards, open_shard, shard_name
 
 
 def _each_shard(what: str, pool: Executor | None, tasks: dict[int, tuple], rows: list[int], fn, stop) -> dict:
@@ -69,32 +75,25 @@ def run_filter(
     domains: tuple[str, ...] = ("math",),
     overwrite: bool = False,
     workers: int | None = None,
-    raw=None,
-    fmt: str = "openthoughts3",
+    raw: Reader | None = None,
+    fmt: str = OPENTHOUGHTS3,
     mapping: dict[str, str | None] | None = None,
 ) -> StageReport:
-    """Filter ``input_dir`` into ``output`` (module doc); ``raw``: the layout's reader (default:
-    OpenThoughts3 keeping ``domains``). ``fmt`` other than OpenThoughts3 (``mapping``: the columns of
-    ``--format columns``) goes to that format's adapter (``curate/formats``)."""
-    mapping = {key: column for key, column in (mapping or {}).items() if column}
-    if fmt != "openthoughts3" or mapping:
-        from .formats import get_format
-        from .formats.stage import run_format_filter
-
-        if tuple(domains) != ("math",):
-            raise InputError(f"--domain applies to --format openthoughts3; {fmt} is all math")
-        return run_format_filter(input_dir, output, get_format(fmt, mapping), overwrite)
+    """Filter ``input_dir`` into ``output`` (module doc). ``raw``: the layout's reader; by default the one
+    of ``--format fmt`` (``mapping``: the columns of ``--format columns``), OpenThoughts3 keeping
+    ``domains``."""
+    raw = raw or reader(fmt, mapping, domains)
     check_output(output, overwrite, (input_dir,))
-    raw = raw or OpenThoughts3(frozenset(domains))
     report = StageReport("filter", output=str(output))
     shards = list_shards(input_dir)
-    rows = []
+    rows, columns = [], []
     for path in shards:
         shard = open_shard(path)
-        check_columns(path, shard.schema_arrow, raw.columns)
+        columns.append(raw.check(path, shard.schema_arrow))
         rows.append(shard.metadata.num_rows)
     if sum(rows) == 0:
         raise InputError(f"{input_dir}: the input shards hold no rows")
+    schema = output_schema(raw.extra)
 
     workers = min(workers or os.cpu_count() or 1, len(shards))
     # Threads, not processes: every costly step (Parquet decoding and encoding, copying, hashing the
@@ -104,33 +103,36 @@ def run_filter(
     stop = threading.Event()
     with atomic_output(output, overwrite, inputs=(input_dir,)) as tmp, threads or contextlib.nullcontext():
         text = {n: tmp / f".text-{n:05d}.parquet" for n in range(len(shards))}
-        tasks = {n: (path, raw, text[n], stop) for n, path in enumerate(shards)}
+        tasks = {n: (path, raw, columns[n], text[n], stop) for n, path in enumerate(shards)}
         indexes = _each_shard("filter: read + write", threads, tasks, rows, index_shard, stop)
         indexes = [indexes[n] for n in range(len(shards))]
         if sum(index.kept for index in indexes) == 0:
-            raise InputError(f"{input_dir}: no row of domain {'/'.join(domains)} could be used")
+            raise InputError(f"{input_dir}: {raw.nothing_kept()}")
         ranks, questions = rank_samples(indexes)
         kept = [n for n, index in enumerate(indexes) if index.kept]
         parts = {n: tmp / f".part-{n:05d}.parquet" for n in kept}
-        tasks = {n: (text[n], ranks[n], parts[n]) for n in kept}
+        tasks = {n: (text[n], ranks[n], parts[n], schema) for n in kept}
         _each_shard("filter: add sample_idx", threads, tasks, rows, finish_shard, stop)
         for i, n in enumerate(kept):
             parts[n].rename(tmp / shard_name(i, len(kept)))
-        write_card(
-            tmp,
-            "Math trajectories (offcurate filter)",
-            "One row per teacher trajectory. `question_id` = first 16 hex of sha256 of the whitespace-"
-            "collapsed question; `sample_idx` ranks a question's samples by response content; "
-            "`finished` is false for a trace cut inside `<think>`.",
-            {"default": ("*.parquet", OUTPUT_SCHEMA)},
-        )
+        title, card = raw.card()
+        write_card(tmp, title, card, {"default": ("*.parquet", schema)})
     report.counts.update(
         {
+            **({"format": raw.name} if raw.name != OPENTHOUGHTS3 else {}),
             "input rows": sum(rows),
             "kept trajectories": sum(index.kept for index in indexes),
             "questions": questions,
+            **({"questions with a gold": _with_gold(indexes)} if "gold" in schema.names else {}),
             "input shards": len(shards),
         }
     )
+    report.counts.update(sum((index.notes for index in indexes), Counter()))
     report.dropped.update(sum((index.dropped for index in indexes), Counter()))
     return report.finish()
+
+
+def _with_gold(indexes: list[ShardIndex]) -> int:
+    """Questions with a gold on at least one of their trajectories."""
+    ids = [i.question_ids[i.golds] for i in indexes if i.golds is not None]
+    return len(np.unique(np.concatenate(ids))) if ids else 0

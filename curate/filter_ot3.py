@@ -1,40 +1,36 @@
 """The OpenThoughts3 layout for ``filter``: one raw record batch -> one trajectory per usable row.
 
     raw = OpenThoughts3(domains=frozenset({"math"}))
+    columns = raw.check(path, schema)   # the columns to read, or a one-line error naming file and column
     kept, reasons = raw.read(batch)     # kept: question, response, source, difficulty (usable rows, in order)
                                         # reasons: one per input row, null where the row was kept
 
 The only part of ``filter`` that knows OpenThoughts3's columns (``difficulty``, ``source``, ``domain``,
 ``conversations`` list<struct<from, value>>); the rest (ids, ranks, writing, workers) takes any layout
-that gives the same four columns. A row is usable when its domain is wanted, its conversation has a
-question turn (``human``/``user``), a teacher turn after it (``gpt``/``assistant``) and neither is blank;
-otherwise its reason is the first of ``domain=<domain>``, ``no_conversation``, ``no_question_turn``,
-``no_teacher_turn``, ``empty_question``, ``empty_response`` that applies (datatrove's habit: every drop
-is counted by its reason). "Blank" is Python's ``str.strip``; the roles are found with Arrow and numpy
+that gives the same four columns (``filter_shard.Reader``; the other sets: ``curate/formats``). A row is
+usable when its domain is wanted, its conversation has a question turn (``human``/``user``), a teacher
+turn after it (``gpt``/``assistant``) and neither is blank; otherwise its reason is the first of
+``domain=<domain>``, ``no_conversation``, ``no_question_turn``, ``no_teacher_turn``, ``empty_question``,
+``empty_response`` that applies (datatrove's habit: every drop is counted by its reason). "Blank" is
+Python's ``str.strip`` (``filter_shard.blank``); the roles are found with Arrow and numpy
 over the batch's turns, so the ~50 KB responses are never turned into Python strings here.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .filter_shard import bools
-from .io.shards import is_integer, is_string
+from .filter_shard import CANONICAL, blank, bools
+from .io.shards import check_columns, is_integer, is_string
 
 QUESTION_ROLES = ("human", "user")
 TEACHER_ROLES = ("gpt", "assistant")
-CANONICAL = pa.schema(
-    [
-        ("question", pa.string()),
-        ("response", pa.string()),
-        ("source", pa.string()),
-        ("difficulty", pa.int64()),
-    ]
-)
 
 
 def _is_conversations(t: pa.DataType) -> bool:
@@ -59,18 +55,6 @@ def _first_per_row(rows: np.ndarray, positions: np.ndarray, count: int) -> np.nd
         starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         first[rows[starts]] = positions[starts]
     return first
-
-
-def _blank(values: pa.Array) -> np.ndarray:
-    """Null, empty or only whitespace by Python's ``str.strip``; a text is read whole only when its first
-    character is whitespace (its first character alone is decoded otherwise)."""
-    leads = pc.utf8_slice_codeunits(values, 0, 1).to_pylist()
-    blank = np.zeros(len(values), dtype=bool)
-    for i, lead in enumerate(leads):
-        if not lead or lead.isspace():
-            text = values[i].as_py()
-            blank[i] = not (text or "").strip()
-    return blank
 
 
 def split_conversation(conversations: list[dict] | None) -> tuple[str, str] | str:
@@ -107,7 +91,27 @@ class OpenThoughts3:
     """OpenThoughts3-1.2M's rows (16 QwQ-32B traces a question); ``domains``: the ones kept."""
 
     domains: frozenset[str] = frozenset({"math"})
+    name = "openthoughts3"
     columns = INPUT_COLUMNS
+    extra = ()
+
+    def check(self, path: Path, schema: pa.Schema) -> list[str]:
+        check_columns(path, schema, INPUT_COLUMNS)
+        return list(INPUT_COLUMNS)
+
+    def notes(self, batch: pa.RecordBatch) -> Counter:
+        return Counter()
+
+    def card(self) -> tuple[str, str]:
+        """The output's dataset card: title and text."""
+        return "Math trajectories (offcurate filter)", (
+            "One row per teacher trajectory. `question_id` = first 16 hex of sha256 of the whitespace-"
+            "collapsed question; `sample_idx` ranks a question's samples by response content; "
+            "`finished` is false for a trace cut inside `<think>`."
+        )
+
+    def nothing_kept(self) -> str:
+        return f"no row of domain {'/'.join(sorted(self.domains))} could be used"
 
     def read(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Array]:
         """``(usable rows as CANONICAL, reason per input row)``: see the module doc."""
@@ -138,15 +142,15 @@ class OpenThoughts3:
         text = turns.field("value")
         candidates = np.flatnonzero(reason == 0)
         questions = text.take(question[candidates])
-        blank = _blank(questions)
-        reason[candidates[blank]] = 5
-        candidates, questions = candidates[~blank], questions.filter(pa.array(~blank))
+        empty = blank(questions)
+        reason[candidates[empty]] = 5
+        candidates, questions = candidates[~empty], questions.filter(pa.array(~empty))
         responses = text.take(teacher[candidates])  # the one copy of the text made here
-        blank = _blank(responses)
-        reason[candidates[blank]] = 6
-        if blank.any():
-            candidates, questions = candidates[~blank], questions.filter(pa.array(~blank))
-            responses = responses.filter(pa.array(~blank))
+        empty = blank(responses)
+        reason[candidates[empty]] = 6
+        if empty.any():
+            candidates, questions = candidates[~empty], questions.filter(pa.array(~empty))
+            responses = responses.filter(pa.array(~empty))
         columns = [questions, responses, batch.column("source").take(candidates)]
         columns.append(batch.column("difficulty").take(candidates))
         canonical = pa.RecordBatch.from_arrays(

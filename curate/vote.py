@@ -74,6 +74,7 @@ REQUIRED = {
 }
 TRACE_LABEL_SCHEMA = pa.schema([("question_id", pa.string()), ("sample_idx", pa.int64()), *LABEL_FIELDS])
 OPTIONAL = {"gold": ("string", is_string), "dataset_verdict": ("bool", is_bool)}
+COPIED = "  ... text copied, not re-encoded"  # output shards made by ``vote_splice``
 
 
 def input_layout(shards: list[Path]) -> Layout:
@@ -191,7 +192,7 @@ def run_vote(
             "vote: write trajectories", write_shard, in_slice, rows, executor, slicing, spill, out, layout
         )
         shutil.rmtree(spill)
-        parts = [part_file(out, n) for n in sorted(written) if written[n]]
+        parts = [part_file(out, n) for n in sorted(written) if written[n][0]]
         for i, part in enumerate(parts):
             part.rename(out / shard_name(i, len(parts)))
         title = "Majority-vote labeled trajectories (offcurate vote)"
@@ -210,6 +211,7 @@ def run_vote(
             READS: counts[READS],
             FAST_READS: counts[FAST_READS],
             "output shards": len(parts),
+            COPIED: sum(copied for rows, copied in written.values() if rows),
             "spill partitions": slicing.partitions,
         }
     )

@@ -117,17 +117,18 @@ def part_file(folder: Path, shard_no: int) -> Path:
 
 def write_shard(
     path: Path, shard_no: int, slicing: Slicing, spill: Path, folder: Path, layout: Layout = Layout()
-) -> int:
+) -> tuple[int, bool]:
     """Pass 3 for one shard: stream it and write it with ``answer``, ``cluster``, ``reward`` (and
     ``gold_reward``) to ``part_file(folder, shard_no)``; the k-th row of the slice gets the k-th label of
-    the shard (labels sorted by row). Returns the rows written."""
+    the shard (labels sorted by row). Returns the rows written and whether the text was copied (not
+    re-encoded)."""
     labels = read_group(spill.glob("labels-*.parquet"), "shard", shard_no).sort("row")
     fields = layout.labels
     columns = [labels.get_column(name).to_arrow() for name, _ in fields] if labels.height else []
     if slicing.num_shards == 1 and labels.height:  # every row kept: copy the text, do not re-encode it
         table = pa.Table.from_arrays(columns, names=[name for name, _ in fields]).cast(pa.schema(fields))
         if splice_shard(path, table, part_file(folder, shard_no), layout.input):
-            return labels.height
+            return labels.height, True
     writer, taken = None, 0
     for batch in iter_batches(path, columns=layout.input.names):
         keep = slicing.keep(_hashes(batch))
@@ -145,8 +146,8 @@ def write_shard(
         writer.write(table)
         taken += batch.num_rows
     if writer is None:
-        return 0
+        return 0, False
     writer.close()
     if taken != labels.height:
         raise RuntimeError(f"{path}: {labels.height} labels spilled, {taken} rows written")
-    return writer.rows
+    return writer.rows, False

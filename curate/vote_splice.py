@@ -1,70 +1,40 @@
 """Pass 3 of `vote` without re-encoding the text: copy the input's column chunks, add the label columns.
 
-    written = splice_shard(Path("math/train-00003-of-00213.parquet"), labels, Path("out/.part-00003.parquet"))
+    written = splice_shard(Path("math/train-00003-of-00213.parquet"), labels, Path("out/.part-00003.parquet"),
+                           trajectory_layout(gold=True))
     # False: the input's layout does not allow it (the caller re-encodes the shard, as before)
 
 Writing a shard back with three small columns attached used to decompress and recompress its ~50 KB
 traces: about half of an 850k-trace run. Parquet stores each column of a row group as one contiguous,
-self-contained chunk located by offsets in the file's footer, so the output can be made of the input's
-chunks copied byte for byte, each row group followed by that row group's label chunks (written by
-pyarrow into a small side file with the same row-group sizes), and a new footer: the input's and the
-labels' chunk metadata with their offsets moved, under the schema and Arrow metadata pyarrow writes for
-``TRAJECTORY_SCHEMA``. The result is one ordinary Parquet file, as ``ShardWriter`` would write it (same
-schema, same values; tests/test_vote_splice.py reads both with pyarrow, polars and datasets).
+self-contained chunk, so the output is the input's chunks copied byte for byte, each row group followed
+by that row group's label chunks (written by pyarrow into a small side file with the same row-group
+sizes), under a new footer (``io.splice``, which ``filter`` uses to add ``sample_idx`` the same way). The
+result is one ordinary Parquet file, as ``ShardWriter`` would write it (same schema, same values;
+tests/test_vote_splice.py reads both with pyarrow, polars and datasets).
 
-Used only when the layout is known: the input's schema is exactly the ``filter`` output schema as pyarrow
-writes it, its row groups are non-empty, and it has no page indexes, bloom filters or encryption (whose
-offsets live outside the chunks); and only when every row of the shard is kept (no ``--num-shards``).
-
-The footer is Thrift compact protocol, read and written by ``io.parquet_footer``, which keeps every field
-it does not change as it was (field ids and types), so only the offsets and sizes named below are rewritten.
+Used only when the layout is known: the input's schema is exactly ``head``, one of the schemas ``filter``
+writes (``formats.canonical.trajectory_layout``: OpenThoughts3's columns, plus ``gold`` and
+``dataset_verdict`` where the set has them) as pyarrow writes it, its row groups are non-empty, and it has
+no page indexes, bloom filters or encryption (whose offsets live outside the chunks); and only when every
+row of the shard is kept (no ``--num-shards``).
 """
 
 from __future__ import annotations
 
-import io
-import struct
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .filter import OUTPUT_SCHEMA as FILTER_SCHEMA
-from .io.parquet_footer import (
-    _BINARY,
-    _FILE_CREATED_BY,
-    _FILE_GROUPS,
-    _FILE_ROWS,
-    _FILE_SCHEMA,
-    _GROUP_BYTES,
-    _GROUP_COLUMNS,
-    _GROUP_COMPRESSED,
-    _GROUP_OFFSET,
-    _GROUP_ORDINAL,
-    _GROUP_ROWS,
-    _I16,
-    _I64,
-    _LIST,
-    _STRUCT,
-    MAGIC,
-    _file_footer,
-    _footer,
-    _get,
-    _groups,
-    _moved,
-    _set,
-    _spans,
-    _template,
-    _write_struct,
-)
+from .filter_shard import OUTPUT_SCHEMA as FILTER_SCHEMA
 from .io.shards import writer_options
+from .io.splice import splice_columns
 
 
 def splice_shard(source: Path, labels: pa.Table, target: Path, head: pa.Schema = FILTER_SCHEMA) -> bool:
-    """Write ``target`` = ``source`` (every row, the ``filter`` schema ``head``: the OpenThoughts3 layout,
-    or that with a gold) with ``labels``' columns attached
-    (row k of ``labels`` to row k of ``source``) by copying ``source``'s column chunks; ``False`` (and
-    nothing written) when ``source``'s layout is not one this can copy (see the module doc).
+    """Write ``target`` = ``source`` (every row, in the ``filter`` schema ``head``) with ``labels``'
+    columns attached (row k of ``labels`` to row k of ``source``) by copying ``source``'s column chunks;
+    ``False`` (and nothing written) when ``source``'s layout is not one this can copy (module doc).
 
     The spliced file is read back before it counts: its schema, its label columns and its small key
     columns (question_id, sample_idx: they locate the copied chunks) must equal what they should be, so a
@@ -92,69 +62,22 @@ def _reads_back(source: Path, labels: pa.Table, target: Path, head: pa.Schema) -
         return False
 
 
-def _splice(source: Path, labels: pa.Table, target: Path, head_schema: pa.Schema) -> bool:
-    label_schema = labels.schema
-    full = pa.schema(list(head_schema) + list(label_schema))
-    template, head = _template(full), _template(head_schema)
-    label_template = _template(label_schema)
-    footer, _ = _file_footer(source)
-    leaf = len(head_schema)
-    elements = _get(template, _FILE_SCHEMA)[1]
-    if (
-        _get(footer, _FILE_SCHEMA) != _get(head, _FILE_SCHEMA)
-        or elements[1 : leaf + 1] != _get(head, _FILE_SCHEMA)[1][1:]
-        or elements[leaf + 1 :] != _get(label_template, _FILE_SCHEMA)[1][1:]
-        or any(f not in (1, 2, 3, 4, 5, 6, 7) for f, _, _ in footer)
-        or _get(footer, _FILE_ROWS) != labels.num_rows
-    ):
+def _splice(source: Path, labels: pa.Table, target: Path, head: pa.Schema) -> bool:
+    """The labels written beside ``target`` in ``source``'s row groups, then the two files spliced."""
+    try:
+        metadata = pq.ParquetFile(source).metadata
+    except (OSError, pa.ArrowException):
         return False
-    groups = _groups(footer)
-    sizes = [_get(group, _GROUP_ROWS) for group in groups]
-    spans = [_spans(group) for group in groups]
-    if not groups or 0 in sizes or any(span is None for span in spans):
+    if metadata.num_rows != labels.num_rows:
         return False
-
-    side = io.BytesIO()  # the labels, one row group per source row group
-    with pq.ParquetWriter(side, label_schema, **writer_options(label_schema)) as writer:
-        start = 0
-        for size in sizes:
-            writer.write_table(labels.slice(start, size), row_group_size=size)
-            start += size
-    side_bytes = side.getvalue()
-    side_groups = _groups(_footer(side_bytes))
-    side_spans = [_spans(group) for group in side_groups]
-    if len(side_groups) != len(groups) or any(span is None for span in side_spans):
-        return False
-
-    new_groups = []
-    with open(source, "rb") as src, open(target, "wb") as out:
-        out.write(MAGIC)
-        for ordinal, (group, span, side_group, side_span) in enumerate(
-            zip(groups, spans, side_groups, side_spans)
-        ):
-            position = out.tell()
-            begin, end = min(s for s, _ in span), max(e for _, e in span)
-            src.seek(begin)
-            out.write(src.read(end - begin))
-            side_begin, side_end = min(s for s, _ in side_span), max(e for _, e in side_span)
-            side_position = out.tell()
-            out.write(side_bytes[side_begin:side_end])
-            columns = [_moved(c, position - begin) for c in _get(group, _GROUP_COLUMNS)[1]]
-            columns += [_moved(c, side_position - side_begin) for c in _get(side_group, _GROUP_COLUMNS)[1]]
-            fields = _set(group, _GROUP_COLUMNS, _LIST, (_STRUCT, columns))
-            total = _get(group, _GROUP_BYTES) + _get(side_group, _GROUP_BYTES)
-            fields = _set(fields, _GROUP_BYTES, _I64, total)
-            fields = _set(fields, _GROUP_OFFSET, _I64, position)
-            fields = _set(fields, _GROUP_COMPRESSED, _I64, out.tell() - position)
-            new_groups.append(_set(fields, _GROUP_ORDINAL, _I16, ordinal))
-        merged = [(f, k, v) for f, k, v in template if f not in (_FILE_ROWS, _FILE_GROUPS, _FILE_CREATED_BY)]
-        merged = _set(merged, _FILE_ROWS, _I64, labels.num_rows)
-        merged = _set(merged, _FILE_GROUPS, _LIST, (_STRUCT, new_groups))
-        if (created_by := _get(footer, _FILE_CREATED_BY)) is not None:
-            merged = _set(merged, _FILE_CREATED_BY, _BINARY, created_by)
-        encoded = bytearray()
-        _write_struct(encoded, merged)
-        out.write(bytes(encoded))
-        out.write(struct.pack("<I", len(encoded)))
-        out.write(MAGIC)
-    return True
+    side = target.with_name(target.name + ".labels")
+    try:
+        with pq.ParquetWriter(side, labels.schema, **writer_options(labels.schema)) as writer:
+            start = 0
+            for g in range(metadata.num_row_groups):
+                size = metadata.row_group(g).num_rows
+                writer.write_table(labels.slice(start, size), row_group_size=max(size, 1))
+                start += size
+        return splice_columns([source, side], pa.schema([*head, *labels.schema]), target)
+    finally:
+        side.unlink(missing_ok=True)

@@ -1,5 +1,10 @@
 """``filter --format``: each dataset layout becomes the trajectory layout (plus ``gold``), awkward rows
-dropped and counted, a wrong column named in one line."""
+dropped and counted, a wrong column named in one line; every layout through the one engine (bytes equal
+for any worker count, ``sample_idx`` by content for any shard order); each votes into a folder ``datasets``
+opens, its text copied."""
+
+import hashlib
+import random
 
 import polars as pl
 import pyarrow as pa
@@ -16,6 +21,7 @@ from gold_builders import (
 )
 
 from offcurate.curate.filter import OUTPUT_SCHEMA, run_filter
+from offcurate.curate.filter_shard import ROW_GROUP_ROWS
 from offcurate.curate.formats import get_format
 from offcurate.curate.formats.canonical import gold_text
 from offcurate.curate.gold import ACCURACY
@@ -95,14 +101,17 @@ def test_deepmath_three_solutions_per_row_difficulty_floored(tmp_path):
         for q, gold, level, topic, texts in (
             ("D1", "\\frac{1}{2}", 6.5, "Algebra", solutions[0]),
             ("D2", "4", 3.0, "Geometry", solutions[1]),
+            ("D3", "5", float("nan"), "Geometry", solutions[1]),  # no level: null, not an error
         )
     ]
     frame, counts = _filtered(tmp_path, deepmath_table(rows), "deepmath")
     assert frame.group_by("question").agg(
         pl.len(), pl.col("difficulty").first(), pl.col("source").first()
-    ).sort("question").rows() == [("D1", 3, 6, "Algebra"), ("D2", 2, 3, "Geometry")]
-    assert set(frame["gold"]) == {"\\frac{1}{2}", "4"}
-    assert counts["dropped: empty_response"] == 1
+    ).sort("question").rows() == [
+        ("D1", 3, 6, "Algebra"), ("D2", 2, 3, "Geometry"), ("D3", 2, None, "Geometry")
+    ]  # fmt: skip
+    assert set(frame["gold"]) == {"\\frac{1}{2}", "4", "5"}
+    assert counts["dropped: empty_response"] == 2
 
 
 @pytest.mark.parametrize(
@@ -255,26 +264,44 @@ def _stand_in(fmt: str) -> tuple[pa.Table, dict]:
     return table, {"question": "q", "response": "r"}
 
 
-@pytest.mark.parametrize("fmt", ["openmathreasoning", "deepmath", "columns-gold", "columns-list"])
-def test_each_format_votes_into_a_folder_datasets_opens(tmp_path, fmt):
+LAYOUTS = {  # vote output layout -> the formats filtered into it (one vote run each: it costs ~2 s)
+    "gold": ["openmathreasoning", "deepmath", "columns-gold"],
+    "no_gold": ["columns-list"],
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_each_format_votes_into_a_folder_datasets_opens(tmp_path, layout):
+    """Each format's filter output (one folder each, under one parent that ``vote`` reads whole) votes
+    into a folder that ``datasets`` opens, its text copied, with each format's questions labeled."""
     from cards import open_every_config
 
-    from offcurate.curate.vote import run_vote
+    from offcurate.curate.vote import COPIED, run_vote
 
-    table, mapping = _stand_in(fmt)
-    write_layout(tmp_path / "raw", table)
-    name = "columns" if fmt.startswith("columns") else fmt
-    run_filter(tmp_path / "raw", tmp_path / "math", fmt=name, mapping=mapping or None)
+    for fmt in LAYOUTS[layout]:
+        table, mapping = _stand_in(fmt)
+        write_layout(tmp_path / "raw" / fmt, table)
+        name = "columns" if fmt.startswith("columns") else fmt
+        run_filter(tmp_path / "raw" / fmt, tmp_path / "math" / fmt, fmt=name, mapping=mapping or None)
     report = run_vote(tmp_path / "math", tmp_path / "voted", workers=1)
     rows = open_every_config(tmp_path / "voted", tmp_path / "cache")  # datasets and polars agree
     assert rows == {"trajectories": report.counts["trajectories"], "questions": report.counts["questions"]}
     columns = pq.read_schema(next((tmp_path / "voted" / "trajectories").glob("*.parquet"))).names
-    assert ("gold_reward" in columns) == (fmt != "columns-list")
-    # the summary's accuracy tables: per teacher pass rate, and per difficulty where the set has one
-    assert len(report.tables) == {"deepmath": 2, "columns-list": 0}.get(fmt, 1)
-    if fmt == "openmathreasoning":  # M1: 12 12 13 against 12; M2's gold unreadable, M3's withheld
-        assert report.counts[ACCURACY] == 1.0 and report.counts["  ... without a gold"] == 1
+    assert ("gold_reward" in columns) == (layout == "gold")
+    assert report.counts[COPIED] == report.counts["output shards"] == len(LAYOUTS[layout])  # not re-encoded
+    # the summary's accuracy tables: per teacher pass rate, and per difficulty (DeepMath has one)
+    assert len(report.tables) == {"gold": 2, "no_gold": 0}[layout]
+    questions = pl.read_parquet(tmp_path / "voted" / "questions" / "*.parquet")
+    if layout == "gold":  # M1: 12 12 13 against 12; D1: 4 (its other traces unanswered or dropped); C1: 1 1
+        got = {q: (s, a) for q, s, a in questions.select("question", "gold_status", "gold_agrees").rows()}
+        assert got == {
+            "M1": ("ok", True), "M2": ("unreadable", None), "M3": ("missing", None),
+            "D1": ("ok", True), "D2": ("missing", None), "C1": ("ok", True),
+        }  # fmt: skip
+        assert report.counts[ACCURACY] == 1.0 and report.counts["  ... without a gold"] == 2  # M3 withheld
         assert report.counts["  ... gold unreadable (math-verify reads no math)"] == 1
+    else:  # C1: 1, 2 and a null trace; C2: an empty list
+        assert questions.select("question", "status").rows() == [("C1", "tie")]
 
 
 def test_cli_filter_format_columns(tmp_path, capsys):
@@ -300,3 +327,69 @@ def test_cli_filter_format_columns(tmp_path, capsys):
     assert "--format columns (a column mapping): has no column 'x'" in capsys.readouterr().err
     assert cli("-o", tmp_path / "c", "--question-col", "q") == 2
     assert "--question-col: only --format columns takes a column mapping" in capsys.readouterr().err
+
+
+def _shuffled_corpus(fmt: str, rng: random.Random) -> list[dict]:
+    """Raw rows of ``fmt`` for 70 questions x 12 traces, shuffled: identical traces (each kept, ranks
+    tie-broken), whitespace variants of a question (one id), unusable traces, and for OpenR1 a question's
+    traces spread over several rows (as in its two configs) with their verdicts."""
+    rows = []
+    for q in range(70):
+        gold = None if q % 7 == 0 else str(q)
+        traces = [answer_trace(str(rng.randint(0, 3)), f"q{q} t{t}") for t in range(11)]
+        traces += [rng.choice(traces)]  # an identical trajectory
+        traces[q % 12] = rng.choice([None, " \n", traces[q % 12]])  # unusable, sometimes
+        asked = [f"Problem {q}:  what is it?" if t % 3 else f"Problem {q}: what is it?" for t in range(12)]
+        if fmt == "openmathreasoning":
+            kinds = ["has_answer_extracted", "converted_proof"]
+            rows += [_omr(a, t, gold, kinds[q % 5 == 0]) for a, t in zip(asked, traces)]
+            rows += [_omr(asked[0], "Judgment: 1", gold, inference_mode="genselect")]
+        else:
+            for start in range(0, 12, 4):
+                part = traces[start : start + 4]
+                verdicts = [t is not None and rng.random() < 0.5 for t in part]
+                problem = Problem(asked[start], gold, [], verdicts=verdicts, extra={"generations": part})
+                rows += openr1_table([problem]).to_pylist()
+    rng.shuffle(rows)
+    return rows
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+@pytest.mark.parametrize("fmt", ["openmathreasoning", "openr1-math"])
+def test_sample_idx_is_content_ranked_for_any_workers_and_shard_order(tmp_path, fmt):
+    """Every format goes through the one engine: the output is byte for byte the same for 1 and 3
+    workers; each trace's ``sample_idx`` (its rank by response digest among its question's traces) is the
+    same for another shard order and split, and so are the rows with their extra columns."""
+    rows = _shuffled_corpus(fmt, random.Random(7))
+    schema = openmath_table([]).schema if fmt == "openmathreasoning" else openr1_table([]).schema
+    table = pa.Table.from_pylist(rows, schema)
+    cut = len(rows) * 3 // 4  # the first shard keeps more than a row group: its text is spliced in two
+    write_layout(tmp_path / "a", table.slice(0, cut), table.slice(cut, 20), table.slice(cut + 20))
+    backwards = pa.Table.from_pylist(rows[::-1], schema)
+    write_layout(tmp_path / "b", backwards.slice(0, 37), backwards.slice(37))
+    reports = {
+        name: run_filter(tmp_path / raw, tmp_path / name, fmt=fmt, workers=workers)
+        for name, raw, workers in (("one", "a", 1), ("three", "a", 3), ("other_order", "b", 2))
+    }
+    files = {name: sorted((tmp_path / name).glob("*.parquet")) for name in reports}
+    assert [f.read_bytes() for f in files["one"]] == [f.read_bytes() for f in files["three"]]
+    assert pq.ParquetFile(files["one"][0]).metadata.num_row_groups == 2
+    one, three, other = (reports[name] for name in ("one", "three", "other_order"))
+    assert one.counts == three.counts and one.dropped == three.dropped == other.dropped
+    golds = {"openmathreasoning": 48, "openr1-math": 60}[fmt]  # every 7th has none; OMR: every 5th withheld
+    assert (one.counts["questions"], one.counts["questions with a gold"]) == (70, golds)
+
+    frames = {name: pl.read_parquet(tmp_path / name / "*.parquet") for name in ("one", "other_order")}
+    ranked = ["question_id", "sample_idx", "response"]  # identical traces: which is which is positional
+    rest = [c for c in frames["one"].columns if c not in ("question", "sample_idx")]  # question: first seen
+    for key in (ranked, rest):
+        assert frames["one"].select(key).sort(key).equals(frames["other_order"].select(key).sort(key))
+    traces = frames["one"].sort("question_id", "sample_idx")
+    for (qid,), group in traces.group_by("question_id"):
+        assert group["sample_idx"].to_list() == list(range(group.height))
+        digests = [_digest(r) for r in group["response"]]
+        assert digests == sorted(digests), qid
+    assert traces.height > ROW_GROUP_ROWS

@@ -30,11 +30,11 @@ from gold_builders import Problem, openr1_table, write_layout
 from offcurate.cli import main
 from offcurate.curate.filter import run_filter
 from offcurate.curate.gold import ACCURACY
-from offcurate.curate.io.errors import InputError
+from offcurate.curate.io.errors import InputError, OffcurateError
 from offcurate.curate.io.ids import question_id
 from offcurate.curate.sample import run_sample
 from offcurate.curate.stats import run_stats
-from offcurate.curate.vote import run_vote
+from offcurate.curate.vote import COPIED, check_gold_agreement, run_vote
 
 PROBLEMS = [
     Problem("half", "\\frac{1}{2}", ["0.5", "1/2", "3"], verdicts=[True, True, False]),
@@ -131,6 +131,13 @@ def test_summary_reports_the_pseudo_label_accuracy(voted):
     assert counts["  ... samples disagree on the gold"] == 1 and counts["  ... without a gold"] == 1
 
 
+def test_the_text_of_a_gold_layout_is_copied_not_reencoded(voted):
+    """``filter``'s shards with ``gold`` and ``dataset_verdict`` take ``vote_splice``'s column-chunk copy:
+    every output shard, none re-encoded."""
+    _, report = voted
+    assert report.counts["output shards"] == 2 and report.counts[COPIED] == 2
+
+
 def test_vote_output_and_stats_open_in_datasets(voted, tmp_path):
     root, _ = voted
     assert open_every_config(root / "voted", tmp_path / "cache") == {"trajectories": 18, "questions": 8}
@@ -216,20 +223,23 @@ def _cli(*args: str) -> int:
     return done.value.code
 
 
-@pytest.mark.parametrize("minimum, code", [(0.5, 0), (0.6, 2)], ids=["at_the_accuracy_passes", "above_fails"])
-def test_min_gold_agreement(voted, tmp_path, capsys, minimum, code):
-    root, _ = voted
+def test_min_gold_agreement(voted, tmp_path, capsys):
+    """Both ways: at the accuracy (0.5) the check passes; above it the command exits 2 with one line, and
+    the labels are written either way (the check is on their quality). One vote run: the check is a
+    function of the report, so the passing side is asked of the fixture's."""
+    root, report = voted
+    check_gold_agreement(report, 0.5)
+    with pytest.raises(OffcurateError):
+        check_gold_agreement(report, 0.5001)
     out = tmp_path / "voted"
     args = ["vote", "-i", str(root / "math"), "-o", str(out), "--workers", "1"]
-    assert _cli(*args, "--min-gold-agreement", str(minimum)) == code
-    err = capsys.readouterr().err
-    if code:
-        lines = [line for line in err.splitlines() if line.startswith("error:")]
-        assert lines == [
-            "error: pseudo-label accuracy 0.5000 (2 of 4 labeled questions with a gold) is below "
-            "--min-gold-agreement 0.6"
-        ]
-    assert (out / "questions").is_dir()  # the labels are written either way: the check is on their quality
+    assert _cli(*args, "--min-gold-agreement", "0.6") == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert lines == [
+        "error: pseudo-label accuracy 0.5000 (2 of 4 labeled questions with a gold) is below "
+        "--min-gold-agreement 0.6"
+    ]
+    assert (out / "questions").is_dir()
 
 
 def test_min_gold_agreement_needs_a_gold(tmp_path, capsys):

@@ -13,7 +13,14 @@ import pytest
 
 from offcurate.curate import vote_splice
 from offcurate.curate.filter import OUTPUT_SCHEMA as FILTER_SCHEMA
-from offcurate.curate.io.parquet_footer import _file_footer, _read_struct, _write_struct
+from offcurate.curate.io.parquet_footer import (
+    _BINARY,
+    _FILE_CREATED_BY,
+    _file_footer,
+    _read_struct,
+    _set,
+    _write_struct,
+)
 from offcurate.curate.io.shards import ShardWriter
 from offcurate.curate.vote_shards import LABEL_FIELDS, TRAJECTORY_SCHEMA
 from offcurate.curate.vote_splice import splice_shard
@@ -210,3 +217,18 @@ def test_a_shard_with_gold_answers_is_spliced_too(tmp_path):
     for name in labels.column_names:
         want = want.append_column(name, labels[name])
     assert got.equals(want.cast(layout.output))
+
+
+def test_chunks_from_another_writer_keep_its_name(tmp_path):
+    """Readers decide by ``created_by`` which statistics to trust: chunks copied from another writer's
+    file are written under that writer's name, not this pyarrow's."""
+    source = tmp_path / "in.parquet"
+    _shard_writer(source_table(), source)
+    footer, start = _file_footer(source)
+    writer = "parquet-mr version 1.12.3 (build x)"
+    encoded = bytearray()
+    _write_struct(encoded, _set(footer, _FILE_CREATED_BY, _BINARY, writer.encode()))
+    size = len(encoded).to_bytes(4, "little")
+    source.write_bytes(source.read_bytes()[:start] + bytes(encoded) + size + b"PAR1")
+    assert splice_shard(source, label_table(), tmp_path / "spliced.parquet")
+    assert pq.ParquetFile(tmp_path / "spliced.parquet").metadata.created_by == writer

@@ -1,7 +1,7 @@
 """Teacher-trace datasets beyond OpenThoughts3, each turned into the trajectory layout ``filter`` writes.
 
     offcurate filter --format openr1-math -i data/raw -o data/math
-    fmt = get_format("deepmath"); fmt.check(path, schema); traces = fmt.adapt(batch)
+    raw = reader("deepmath")             # filter's reader of that layout (filter_shard.Reader)
 
 | format | dataset | one row is | gold |
 |---|---|---|---|
@@ -11,12 +11,14 @@
 | ``deepmath`` | zwhe99/DeepMath-103K | a problem, ``r1_solution_1..3`` | ``final_answer`` |
 | ``columns`` | any, by ``--question-col`` etc. | a trace or a list of traces | ``--gold-col`` |
 
-Each adapter is a pure function of one raw Arrow record batch (``canonical.Traces``); ``stage`` runs them
-over a folder of shards.
+Each adapter is a pure function of one raw Arrow record batch (``canonical.Traces``); ``filter`` runs
+every layout the same way: each shard read once, in parallel threads (``curate/filter.py``).
 """
 
 from __future__ import annotations
 
+from ..filter_ot3 import OpenThoughts3
+from ..filter_shard import Reader
 from ..io.errors import InputError
 from .canonical import Format, Traces
 from .columns import columns_format
@@ -28,7 +30,21 @@ OPENTHOUGHTS3 = "openthoughts3"
 KNOWN: dict[str, Format] = {f.name: f for f in (OPENR1, OPENMATH, DEEPMATH)}
 NAMES = (OPENTHOUGHTS3, *KNOWN, "columns")
 
-__all__ = ["KNOWN", "NAMES", "OPENTHOUGHTS3", "Format", "Traces", "columns_format", "get_format"]
+__all__ = ["KNOWN", "NAMES", "OPENTHOUGHTS3", "Format", "Traces", "columns_format", "get_format", "reader"]
+
+
+def reader(
+    name: str = OPENTHOUGHTS3,
+    mapping: dict[str, str | None] | None = None,
+    domains: tuple[str, ...] = ("math",),
+) -> Reader:
+    """``filter``'s reader of ``--format name``: OpenThoughts3 keeping ``domains``, or ``get_format``'s."""
+    mapping = {k: v for k, v in (mapping or {}).items() if v}
+    if name == OPENTHOUGHTS3 and not mapping:
+        return OpenThoughts3(frozenset(domains))
+    if tuple(domains) != ("math",):
+        raise InputError(f"--domain applies to --format openthoughts3; {name} is all math")
+    return get_format(name, mapping)
 
 
 def get_format(name: str, mapping: dict[str, str | None] | None = None) -> Format:

@@ -1,15 +1,17 @@
 """The trajectory layout every dataset format is turned into, and the pieces its adapters share.
 
-    traces = adapt(batch)               # a format's adapter: one raw Arrow batch -> Traces
-    traces.table                        # question, response, source, difficulty[, gold][, dataset_verdict]
-    traces.dropped                      # Counter: why each unusable row or trace was left out
+    fmt = get_format("openr1-math")     # a Format: a reader of ``filter``'s engine (``filter_shard.Reader``)
+    columns = fmt.check(path, schema)   # the columns to read from this shard, or a one-line error
+    kept, reasons = fmt.read(batch)     # question, response, source, difficulty[, gold][, dataset_verdict]
 
-An adapter is a pure function of one record batch of its dataset's raw Parquet, so ``filter`` can stream
-shards and run batches anywhere. A set with a list of traces per problem is exploded into one row per
-trace (the list's order kept); a trace that cannot be used (null or blank text) is dropped and counted,
-never scored. ``gold`` is the dataset's reference answer as text (numbers written as a person would:
-``27.0`` -> ``27``, as ``eval`` reads benchmark golds); ``dataset_verdict`` is the set's own per-trace
-correctness where it ships one (OpenR1-Math-220k's ``correctness_math_verify``).
+An adapter is a pure function of one record batch of its dataset's raw Parquet (``Traces``), so
+``filter`` reads each shard once, in parallel threads, as it reads OpenThoughts3. A set with a list of
+traces per problem is exploded into one row per trace (the list's order kept); a trace that cannot be
+used (null or blank text, blank as ``str.strip`` sees it, as for OpenThoughts3) is dropped and counted by
+reason, never scored. ``gold`` is the dataset's reference answer as text (numbers written as a person
+would: ``27.0`` -> ``27``, as ``eval`` reads benchmark golds); ``dataset_verdict`` is the set's own
+per-trace correctness where it ships one (OpenR1-Math-220k's ``correctness_math_verify``). A set without
+either writes exactly the OpenThoughts3 layout.
 """
 
 from __future__ import annotations
@@ -25,40 +27,31 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..filter import OUTPUT_SCHEMA as OPENTHOUGHTS3_LAYOUT
+from ..filter_shard import CANONICAL, bools, output_schema
 from ..io.errors import InputError
 from ..io.shards import TypeCheck, is_float, is_integer, is_string
 
 GOLD_FIELD = pa.field("gold", pa.string())
 VERDICT_FIELD = pa.field("dataset_verdict", pa.bool_())
-CANONICAL = pa.schema(
-    [
-        ("question", pa.string()),
-        ("response", pa.string()),
-        ("source", pa.string()),
-        ("difficulty", pa.int64()),
-    ]
-)
+
+
+def extra_fields(gold: bool, verdicts: bool = False) -> tuple[pa.Field, ...]:
+    return (*[GOLD_FIELD] * gold, *[VERDICT_FIELD] * verdicts)
 
 
 def trajectory_layout(gold: bool, verdicts: bool = False) -> pa.Schema:
     """What ``filter`` writes: OpenThoughts3's trajectory layout, plus ``gold`` and ``dataset_verdict``
     where the set has them (a set without either gets exactly the OpenThoughts3 layout)."""
-    return pa.schema([*OPENTHOUGHTS3_LAYOUT, *[GOLD_FIELD] * gold, *[VERDICT_FIELD] * verdicts])
-
-
-def canonical_schema(gold: bool, verdicts: bool = False) -> pa.Schema:
-    """An adapter's output: the canonical columns, then gold and verdicts where the set has them."""
-    return pa.schema([*CANONICAL, *[GOLD_FIELD] * gold, *[VERDICT_FIELD] * verdicts])
+    return output_schema(extra_fields(gold, verdicts))
 
 
 @dataclass
 class Traces:
-    """One raw batch as trajectories: the usable ones in input order, and the reason for each drop."""
+    """One raw batch as trajectories: the usable ones in input order (``CANONICAL`` + the format's extra
+    columns), and a reason for each trace or row left out (null for the others)."""
 
-    table: pa.Table
-    dropped: Counter = field(default_factory=Counter)
-    notes: Counter = field(default_factory=Counter)  # kept, but worth a line (e.g. a gold withheld)
+    batch: pa.RecordBatch
+    reasons: pa.Array
 
 
 @dataclass(frozen=True)
@@ -73,13 +66,24 @@ class Format:
     gold: bool = False
     verdicts: bool = False
     optional: dict[str, tuple[str, TypeCheck]] = field(default_factory=dict)  # read (and checked) if there
+    count_notes: Callable[[pa.RecordBatch], Counter] | None = None  # kept rows worth a line
 
-    def schema(self) -> pa.Schema:
-        return canonical_schema(self.gold, self.verdicts)
+    @property
+    def extra(self) -> tuple[pa.Field, ...]:
+        return extra_fields(self.gold, self.verdicts)
 
-    def check(self, path: Path, schema: pa.Schema, known: dict[str, Format] | None = None) -> None:
-        """One line naming the format, the file and the first missing or mistyped column (and, when the
-        file's columns fit another known format, that one)."""
+    def read(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Array]:
+        traces = self.adapt(batch)
+        return traces.batch, traces.reasons
+
+    def notes(self, batch: pa.RecordBatch) -> Counter:
+        return self.count_notes(batch) if self.count_notes else Counter()
+
+    def check(self, path: Path, schema: pa.Schema) -> list[str]:
+        """The columns to read from ``path``; one line naming the format, the file and the first missing
+        or mistyped column otherwise (and, when the file's columns fit another known format, that one)."""
+        from . import KNOWN
+
         present = {c: t for c, t in self.optional.items() if schema.get_field_index(c) >= 0}
         for column, (expected, ok) in {**self.columns, **present}.items():
             index = schema.get_field_index(column)
@@ -89,15 +93,34 @@ class Format:
                 what = f"has no column '{column}' ({expected}; columns found: {', '.join(schema.names)})"
             else:
                 what = f"column '{column}' has type {schema.field(index).type}, expected {expected}"
-            fits = [name for name, f in (known or {}).items() if name != self.name and f.fits(schema)]
+            fits = [name for name, f in KNOWN.items() if name != self.name and f.fits(schema)]
             hint = f"; its columns fit --format {fits[0]}" if fits else ""
             raise InputError(f"{path}: --format {self.name} ({self.dataset}): {what}{hint}")
+        return [*self.columns, *present]
 
     def fits(self, schema: pa.Schema) -> bool:
         return all(
             schema.get_field_index(c) >= 0 and ok(schema.field(schema.get_field_index(c)).type)
             for c, (_, ok) in self.columns.items()
         )
+
+    def card(self) -> tuple[str, str]:
+        """The output's dataset card: title and text."""
+        text = (
+            f"One row per teacher trajectory of {self.dataset} (`--format {self.name}`). `question_id` = "
+            "first 16 hex of sha256 of the whitespace-collapsed question; `sample_idx` ranks a question's "
+            "traces by response content; `finished` is false for a trace cut inside `<think>`."
+        )
+        if self.gold:
+            text += " `gold` is the dataset's reference answer (null where it has none)."
+        if self.verdicts:
+            text += (
+                " `dataset_verdict` is the dataset's own per-trace correctness (`correctness_math_verify`)."
+            )
+        return f"Math trajectories from {self.dataset} (offcurate filter)", text
+
+    def nothing_kept(self) -> str:
+        return f"no trace of --format {self.name} could be used"
 
 
 def is_string_list(t: pa.DataType) -> bool:
@@ -143,39 +166,58 @@ def gold_column(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def difficulty_column(values: pa.Array | pa.ChunkedArray | None, rows: int) -> pa.Array:
     """The dataset's difficulty as int64: integers as they are, fractional levels floored (DeepMath's
-    ``6.5`` is level 6, so buckets keep the 1-10 scale of OpenThoughts3); null where there is none."""
+    ``6.5`` is level 6, so buckets keep the 1-10 scale of OpenThoughts3); null where there is none (NaN,
+    an infinity, or a level no int64 holds, too)."""
     if values is None:
         return pa.nulls(rows, pa.int64())
     if is_integer(values.type):
         return pc.cast(values, pa.int64())
-    return pc.cast(pc.floor(pc.cast(values, pa.float64())), pa.int64())
+    levels = pc.floor(pc.cast(values, pa.float64()))
+    usable = pc.and_(pc.is_finite(levels), pc.less(pc.abs(levels), 2.0**62))
+    return pc.cast(pc.if_else(usable, levels, pa.scalar(None, pa.float64())), pa.int64())
 
 
-def blank(values: pa.Array) -> pa.Array:
-    """True where a string is null or only whitespace."""
-    stripped = pc.utf8_trim_whitespace(values)
-    return pc.fill_null(pc.equal(pc.utf8_length(stripped), 0), True)
+def assemble(
+    columns: dict[str, pa.Array],
+    extra: tuple[pa.Field, ...],
+    reasons: dict[str, np.ndarray | pa.Array],
+    row_reasons: pa.Array | None = None,
+) -> Traces:
+    """Keep the traces no reason applies to (each dropped one counted under its first reason, in order);
+    ``row_reasons``: one per input row that gave no trace at all (null for the others)."""
+    schema = pa.schema([*CANONICAL, *extra])
+    code = np.zeros(len(columns["response"]), dtype=np.int32)
+    for n, mask in enumerate(reasons.values(), start=1):
+        hit = bools(mask) if isinstance(mask, pa.Array) else mask
+        code[(code == 0) & hit] = n
+    keep = pa.array(code == 0)
+    arrays = [_typed(columns[f.name], f.type) for f in schema]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema).filter(keep)
+    named = pa.array([None, *reasons], pa.string()).take(pa.array(code))
+    if row_reasons is not None:
+        named = pa.concat_arrays([named, row_reasons])
+    return Traces(batch, named)
 
 
-def assemble(columns: dict[str, pa.Array], fmt_schema: pa.Schema, reasons: dict[str, pa.Array]) -> Traces:
-    """Keep the rows no reason applies to; count each dropped row under its first reason (in order)."""
-    rows = len(columns["response"])
-    dropped: Counter = Counter()
-    keep = pa.array(np.ones(rows, dtype=bool))
-    for reason, mask in reasons.items():
-        hit = pc.and_(keep, pc.fill_null(mask, False))
-        if n := pc.sum(hit).as_py():
-            dropped[reason] += n
-        keep = pc.and_(keep, pc.invert(hit))
-    table = pa.table({name: columns[name] for name in fmt_schema.names}, schema=fmt_schema)
-    return Traces(table.filter(keep), dropped)
+def _typed(values: pa.Array, type_: pa.DataType) -> pa.Array:
+    return values if values.type == type_ else values.cast(type_)
+
+
+def list_lengths(values: pa.Array) -> np.ndarray:
+    """Each list's length, 0 for a null list."""
+    return pc.fill_null(pc.list_value_length(values), 0).to_numpy()
+
+
+def empty_lists(values: pa.Array, reason: str) -> pa.Array:
+    """``reason`` for each row whose list is null or empty, null for the others."""
+    return pa.array(np.where(list_lengths(values) == 0, reason, None), pa.string())
 
 
 def explode(batch: pa.RecordBatch, column: str) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """(parent row of each element, its position in its list, the elements) of a list column; a null
     or empty list contributes nothing (the caller counts its row)."""
     values = batch.column(column)
-    lengths = pc.fill_null(pc.list_value_length(values), 0).to_numpy(zero_copy_only=False)
+    lengths = list_lengths(values)
     parents = np.repeat(np.arange(len(values)), lengths)
     starts = np.cumsum(lengths) - lengths
     position = np.arange(len(parents)) - np.repeat(starts, lengths)
@@ -189,10 +231,8 @@ def aligned_elements(
     position of list column ``column``; null where that row's ``column`` list is null or has another
     length (its verdicts do not line up with its traces)."""
     lists = batch.column(column)
-    own = pc.list_value_length(lists)
-    lengths = pc.fill_null(own, 0).to_numpy(zero_copy_only=False)
-    other = pc.fill_null(pc.list_value_length(batch.column(of)), 0).to_numpy(zero_copy_only=False)
-    lined_up = (lengths == other) & ~pc.is_null(own).to_numpy(zero_copy_only=False)
+    lengths = list_lengths(lists)
+    lined_up = (lengths == list_lengths(batch.column(of))) & bools(lists.is_valid())
     starts = np.cumsum(lengths) - lengths
     index = pa.array(starts[parents] + position, pa.int64(), mask=~lined_up[parents])
     return pc.take(pc.list_flatten(lists), index)

@@ -16,16 +16,17 @@ from functools import partial
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..filter_shard import blank
 from ..io.errors import InputError
 from ..io.shards import is_string
 from .canonical import (
     Format,
     Traces,
     assemble,
-    blank,
-    canonical_schema,
     difficulty_column,
+    empty_lists,
     explode,
+    extra_fields,
     gold_column,
     is_gold_type,
     is_number,
@@ -41,10 +42,11 @@ def _adapt(
     difficulty: str | None,
     source: str | None,
 ) -> Traces:
-    rows = batch.num_rows
+    rows, without = batch.num_rows, None
     if is_string_list(batch.schema.field(response).type):
         parents, _, responses = explode(batch, response)
         index = pa.array(parents, pa.int64())
+        without = empty_lists(batch.column(response), "row without traces (empty list)")
     else:
         index, responses = pa.array(range(rows), pa.int64()), batch.column(response)
     questions = pc.take(batch.column(question), index)
@@ -58,15 +60,8 @@ def _adapt(
     }
     if gold:
         columns["gold"] = pc.take(gold_column(batch.column(gold)), index)
-    traces = assemble(
-        columns,
-        canonical_schema(bool(gold)),
-        {"empty_question": blank(questions), "empty_response": blank(responses)},
-    )
-    if len(index) < rows:
-        lengths = pc.fill_null(pc.list_value_length(batch.column(response)), 0)
-        traces.dropped["row without traces (empty list)"] += pc.sum(pc.equal(lengths, 0)).as_py()
-    return traces
+    reasons = {"empty_question": blank(questions), "empty_response": blank(responses)}
+    return assemble(columns, extra_fields(bool(gold)), reasons, without)
 
 
 def columns_format(

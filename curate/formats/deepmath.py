@@ -13,13 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..filter_shard import blank
 from ..io.shards import is_string
 from .canonical import (
     Format,
     Traces,
     assemble,
-    blank,
     difficulty_column,
+    extra_fields,
     gold_column,
     is_gold_type,
     is_number,
@@ -33,7 +34,8 @@ def adapt(batch: pa.RecordBatch) -> Traces:
     k = len(SOLUTIONS)
     order = pa.array(np.arange(rows * k).reshape(k, rows).T.ravel(), pa.int64())  # row by row, 1..3
     parents = pa.array(np.repeat(np.arange(rows), k), pa.int64())
-    responses = pc.take(pa.concat_arrays([batch.column(c) for c in SOLUTIONS]).cast(pa.string()), order)
+    solutions = pa.concat_arrays([batch.column(c).cast(pa.string()) for c in SOLUTIONS])
+    responses = pc.take(solutions, order)
     question = pc.take(batch.column("question"), parents)
     topic = batch.column("topic") if "topic" in names else pa.nulls(rows, pa.string())
     difficulty = difficulty_column(batch.column("difficulty") if "difficulty" in names else None, rows)
@@ -44,9 +46,8 @@ def adapt(batch: pa.RecordBatch) -> Traces:
         "difficulty": pc.take(difficulty, parents),
         "gold": pc.take(gold_column(batch.column("final_answer")), parents),
     }
-    return assemble(
-        columns, DEEPMATH.schema(), {"empty_question": blank(question), "empty_response": blank(responses)}
-    )
+    reasons = {"empty_question": blank(question), "empty_response": blank(responses)}
+    return assemble(columns, extra_fields(gold=True), reasons)
 
 
 DEEPMATH = Format(

@@ -14,20 +14,27 @@ instead of solving the problem: dropped and counted, as rows without a solution 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..filter_shard import blank
 from ..io.shards import is_string
-from .canonical import Format, Traces, assemble, blank, gold_column, is_gold_type
+from .canonical import Format, Traces, assemble, extra_fields, gold_column, is_gold_type
 
 EXTRACTED = "has_answer_extracted"
+
+
+def _extracted(batch: pa.RecordBatch) -> pa.Array:
+    return pc.fill_null(pc.equal(batch.column("problem_type"), EXTRACTED), False)
 
 
 def adapt(batch: pa.RecordBatch) -> Traces:
     names, rows = batch.schema.names, batch.num_rows
     question, response = batch.column("problem"), batch.column("generated_solution")
-    extracted = pc.fill_null(pc.equal(batch.column("problem_type"), EXTRACTED), False)
-    gold = pc.if_else(extracted, gold_column(batch.column("expected_answer")), pa.nulls(rows, pa.string()))
+    none = pa.nulls(rows, pa.string())
+    gold = pc.if_else(_extracted(batch), gold_column(batch.column("expected_answer")), none)
     source = batch.column("problem_source") if "problem_source" in names else pa.nulls(rows, pa.string())
     mode = batch.column("inference_mode") if "inference_mode" in names else pa.nulls(rows, pa.string())
     columns = {
@@ -42,12 +49,17 @@ def adapt(batch: pa.RecordBatch) -> Traces:
         "empty_question": blank(question),
         "empty_response": blank(response),
     }
-    traces = assemble(columns, OPENMATH.schema(), reasons)
-    withheld = pc.and_(pc.invert(extracted), pc.is_valid(batch.column("expected_answer")))
-    kept_types = pc.filter(batch.column("problem_type"), withheld)
-    for kind, n in zip(*(pc.value_counts(kept_types).flatten())) if len(kept_types) else ():
-        traces.notes[f"gold withheld (problem_type={kind.as_py()}: expected_answer is a vote)"] += n.as_py()
-    return traces
+    return assemble(columns, extra_fields(gold=True), reasons)
+
+
+def withheld_golds(batch: pa.RecordBatch) -> Counter:
+    """Rows whose ``expected_answer`` is a vote, not a gold, by ``problem_type`` (their traces are kept)."""
+    withheld = pc.and_(pc.invert(_extracted(batch)), pc.is_valid(batch.column("expected_answer")))
+    kinds = pc.filter(batch.column("problem_type"), withheld)
+    notes: Counter = Counter()
+    for kind, n in zip(*(pc.value_counts(kinds).flatten())) if len(kinds) else ():
+        notes[f"gold withheld (problem_type={kind.as_py()}: expected_answer is a vote)"] += n.as_py()
+    return notes
 
 
 OPENMATH = Format(
@@ -62,4 +74,5 @@ OPENMATH = Format(
     adapt=adapt,
     gold=True,
     optional={"problem_source": ("string", is_string), "inference_mode": ("string", is_string)},
+    count_notes=withheld_golds,
 )

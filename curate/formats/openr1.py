@@ -15,14 +15,16 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..filter_shard import blank
 from ..io.shards import is_string
 from .canonical import (
     Format,
     Traces,
     aligned_elements,
     assemble,
-    blank,
+    empty_lists,
     explode,
+    extra_fields,
     gold_column,
     is_bool_list,
     is_gold_type,
@@ -48,13 +50,9 @@ def adapt(batch: pa.RecordBatch) -> Traces:
         "gold": pc.take(gold_column(batch.column("answer")), rows),
         "dataset_verdict": verdict,
     }
-    traces = assemble(
-        columns, OPENR1.schema(), {"empty_question": blank(question), "empty_response": blank(responses)}
-    )
-    lengths = pc.fill_null(pc.list_value_length(batch.column("generations")), 0)
-    if empty := pc.sum(pc.equal(lengths, 0)).as_py():
-        traces.dropped["problem without generations"] += empty
-    return traces
+    reasons = {"empty_question": blank(question), "empty_response": blank(responses)}
+    without = empty_lists(batch.column("generations"), "problem without generations")
+    return assemble(columns, extra_fields(gold=True, verdicts=True), reasons, without)
 
 
 OPENR1 = Format(

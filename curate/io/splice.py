@@ -10,7 +10,10 @@ The parts must have been written by this pyarrow with ``writer_options`` (``Shar
 row-group sizes; each column chunk is self-contained and does not depend on the other columns, so the
 spliced file is, byte for byte, the file ``ShardWriter`` writes for the whole table in row groups of the
 same sizes (tests/test_filter_identity.py). The footer is the one pyarrow writes for an empty file of
-``schema`` (schema, Arrow metadata, writer version) with the parts' row groups, their offsets moved.
+``schema`` (schema, Arrow metadata) with the parts' row groups, their offsets moved, and the first part's
+writer version (``created_by``: readers decide by it which statistics to trust, so chunks copied from
+another writer's file keep it). ``vote`` adds its label columns to ``filter``'s shards the same way
+(``vote_splice``).
 
 Refused (``False``, nothing written): a column in none or several parts, another type or encoding of a
 column than ``schema`` gives it, nested columns, row groups of other sizes, chunks with parts outside
@@ -26,6 +29,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from .parquet_footer import (
+    _BINARY,
+    _FILE_CREATED_BY,
     _FILE_GROUPS,
     _FILE_ROWS,
     _FILE_SCHEMA,
@@ -143,6 +148,8 @@ def splice_columns(parts: list[Path], schema: pa.Schema, target: Path) -> bool:
             rows = sum(_get(group, _GROUP_ROWS) for group in part_groups[0])
             footer = _set(template, _FILE_ROWS, _I64, rows)
             footer = _set(footer, _FILE_GROUPS, _LIST, (_STRUCT, new_groups))
+            if (created_by := _get(footers[0], _FILE_CREATED_BY)) is not None:
+                footer = _set(footer, _FILE_CREATED_BY, _BINARY, created_by)
             encoded = bytearray()
             _write_struct(encoded, footer)
             out.write(bytes(encoded) + len(encoded).to_bytes(4, "little") + MAGIC)
