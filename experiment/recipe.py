@@ -53,9 +53,17 @@ class Sampling:
     temperature: float = field(default=0.6, metadata=_check(at_least(0)))
     top_p: float = field(default=0.95, metadata=_check(within(0, 1)))
     batch_size: int = field(default=64, metadata=_check(at_least(1)))
-    backend: str = field(default="auto", metadata=_check(one_of("auto", "transformers", "vllm")))
+    backend: str = field(default="auto", metadata=_check(one_of("auto", "transformers", "vllm", "openai")))
     device: str = "auto"
     dtype: str = field(default="auto", metadata=_check(one_of("auto", "bf16", "fp32")))
+    # the engine (`offcurate rollout --help`, "Sampling at scale" in README): GPUs per engine and engines
+    tensor_parallel_size: int = field(default=1, metadata=_check(at_least(1)))
+    data_parallel_size: int = field(default=1, metadata=_check(at_least(1)))
+    max_model_len: int | None = field(default=None, metadata=_check(at_least(1)))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_check(within(0, 1)))
+    endpoint: str | None = None  # backend openai: the server's base URL
+    api_key_env: str | None = None
+    concurrency: int | None = field(default=None, metadata=_check(at_least(1)))
 
 
 @dataclass

@@ -141,16 +141,39 @@ def _model_stage(layout: Layout) -> Stage:
 def _generation(model: str, s: Sampling, seed: int):
     from ..rollout import options as opts
 
-    return opts.generation(
-        model, s.k, s.max_new_tokens, s.temperature, s.top_p, s.batch_size, seed, s.backend, s.device, s.dtype
+    engine = {name: getattr(s, name) for name in ENGINE_OPTIONS}
+    sampling = (
+        s.k,
+        s.max_new_tokens,
+        s.temperature,
+        s.top_p,
+        s.batch_size,
+        seed,
+        s.backend,
+        s.device,
+        s.dtype,
     )
+    return opts.generation(model, *sampling, **engine)
+
+
+# the engine's options, named as `opts.generation` and `eval_command` take them (flags: dashes)
+ENGINE_OPTIONS = (
+    "tensor_parallel_size", "data_parallel_size", "max_model_len", "gpu_memory_utilization", "endpoint",
+    "api_key_env", "concurrency",
+)  # fmt: skip
+_ENGINE_DEFAULTS = {"tensor_parallel_size": 1, "data_parallel_size": 1}
 
 
 def _sampling_flags(s: Sampling, seed: int) -> list[object]:
+    engine = []
+    for name in ENGINE_OPTIONS:
+        value = getattr(s, name)
+        if value is not None and value != _ENGINE_DEFAULTS.get(name):
+            engine += [f"--{name.replace('_', '-')}", value]
     return [
         "-k", s.k, "--max-new-tokens", s.max_new_tokens, "--temperature", s.temperature, "--top-p", s.top_p,
         "--batch-size", s.batch_size, "--backend", s.backend, "--device", s.device, "--dtype", s.dtype,
-        "--seed", seed,
+        *engine, "--seed", seed,
     ]  # fmt: skip
 
 
@@ -274,7 +297,7 @@ def _eval_stage(layout: Layout, name: str) -> Stage:
             benchmark=benchmarks, responses=responses, output=out, workers=e.workers, timeout=e.timeout,
             model=g.model, k=s.k, max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p,
             batch_size=g.batch_size, backend=g.backend, device=g.device, dtype=g.dtype, seed=g.seed,
-            resume=True,
+            resume=True, **{name: getattr(e, name) for name in ENGINE_OPTIONS},
         )  # fmt: skip
 
     brought = layout.data / BENCHMARKS / "*.jsonl" if DATA_KINDS[recipe.data.kind].brings_benchmarks else None

@@ -53,6 +53,10 @@ CASES = {
     "bool_is_not_a_number": (edited("seed", True), "seed: expected an integer, got True (a boolean)"),
     "out_of_range": (edited("eval.k", 0), "eval.k: must be >= 1, got 0 (an integer)"),
     "out_of_range_share": (edited("eval.top_p", 1.5), "eval.top_p: must be in (0, 1], got 1.5 (a number)"),
+    "out_of_range_engine": (
+        edited("eval.gpu_memory_utilization", 1.5),
+        "eval.gpu_memory_utilization: must be in (0, 1], got 1.5 (a number)",
+    ),
     "out_of_range_trainer": (edited("arms.0.train.lr", -1.0), "arms[0].train.lr: --lr must be in (0, 1]"),
     "out_of_range_shared_train": (edited("train.max_steps", 0), "train.max_steps: --max-steps must be >= 1"),
     "objective_conflict": (
@@ -227,6 +231,22 @@ def test_dry_run_prints_each_stage_as_its_command(tmp_path, monkeypatch, capsys)
     assert commands["train/sft"].startswith("torchrun --standalone --nproc-per-node 2 -m offcurate train ")
     assert commands["eval/sft"].startswith(f"offcurate eval -b {tmp_path.resolve()}/bench.jsonl --model ")
     assert f"--model {run}/train/sft/final" in commands["eval/sft"]
+
+
+def test_engine_options_reach_the_sampling_commands(tmp_path, monkeypatch, capsys):
+    """A GPU node's recipe samples on every GPU: engine options are spelled as rollout/eval take them."""
+    recipe = edited("eval.data_parallel_size", 2)
+    recipe["eval"]["max_model_len"] = 4096
+    recipe["base_rollouts"]["tensor_parallel_size"] = 2
+    path = write_recipe(tmp_path, recipe)
+    code, err = run_cli(
+        monkeypatch, capsys, "experiment", str(path), "-o", str(tmp_path / "run"), "--dry-run"
+    )
+    assert code == 0, err
+    commands = dict(re.findall(r"^\s*\d+\. (\S+)  (.*)$", err, flags=re.MULTILINE))
+    assert "--data-parallel-size 2 --max-model-len 4096" in commands["eval/base"]
+    assert "--tensor-parallel-size 2" in commands["base-rollouts"]
+    assert "parallel-size" not in commands["eval/bias"].replace("--data-parallel-size 2", "")
 
 
 def test_a_folder_that_is_not_an_experiment_is_never_used(tmp_path, monkeypatch, capsys):
