@@ -66,14 +66,7 @@ class Parts:
                 )
             shutil.rmtree(self.folder)
         if resume and path.is_file():
-            saved = json.loads(path.read_text())
-            changed = [key for key in {**record, **saved} if saved.get(key) != record.get(key)]
-            if changed:
-                values = ", ".join(f"{k} {saved.get(k)!r} there, {record.get(k)!r} now" for k in changed)
-                raise InputError(
-                    f"--resume: {', '.join(changed)} differ from the unfinished run in {self.folder} "
-                    f"({values}); samples would not match"
-                )
+            check_same_record(path, record, "the unfinished run in")
         self.created = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -167,6 +160,25 @@ def merge_questions(parts: list[Path]) -> Iterator[tuple[str, pa.Table]]:
             raise InputError(f"question {qid} is in two part files; remove the hidden .partial folder")
         last = qid
         yield qid, table
+
+
+def check_same_record(path: Path, record: dict, what: str) -> None:
+    """Refuse to resume a run whose record (``rollout.json``) differs from these options, naming each."""
+    saved = json.loads(path.read_text())
+    changed = [key for key in {**record, **saved} if saved.get(key) != record.get(key)]
+    if changed:
+        values = ", ".join(f"{k} {saved.get(k)!r} there, {record.get(k)!r} now" for k in changed)
+        raise InputError(
+            f"--resume: {', '.join(changed)} differ from {what} {path.parent} ({values}); "
+            "samples would not match"
+        )
+
+
+def finished_counts(output: Path) -> tuple[int, int, Counter]:
+    """Questions, samples and finish reasons of a finished rollout folder (its shards)."""
+    table = pq.read_table(sorted(output.glob("*.parquet")), columns=["question_id", "finish_reason"])
+    reasons = Counter(table.column("finish_reason").to_pylist())
+    return len(pc.unique(table.column("question_id"))), table.num_rows, reasons
 
 
 class PartWriter:

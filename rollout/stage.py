@@ -33,7 +33,7 @@ from ..curate.io.spill import question_hash
 from ..train.extra import require_train_extra
 from .engines import EngineSpec, deal, load_generator, run_engine, run_engines, term_as_exit
 from .generate import Generation, Job, question_seed
-from .parts import Parts, run_token
+from .parts import RECORD, Parts, check_same_record, finished_counts, run_token
 from .plan import Plan, model_identity, numerics, plan_engines
 from .questions import load_questions
 
@@ -48,7 +48,7 @@ def run_rollout(
     overwrite: bool = False,
 ) -> StageReport:
     """``offcurate rollout``: the selected questions of ``input_dir`` (see ``rollout_questions``)."""
-    check_output(output, overwrite, (input_dir,))
+    _check_output(Path(output), resume, overwrite, (input_dir,))
     require_train_extra("sampling a model (rollout, eval --model)")
     plan = plan_engines(generation)
     questions = load_questions(input_dir, select, limit)
@@ -67,11 +67,17 @@ def rollout_questions(
     run's slice into ``output``; ``eval --model`` calls this with the benchmarks' problems."""
     require_train_extra("sampling a model (rollout, eval --model)")
     output = Path(output)
-    check_output(output, overwrite)
+    _check_output(output, resume, overwrite)
     plan = plan or plan_engines(generation)
     output.parent.mkdir(parents=True, exist_ok=True)
     with write_errors(output), output_lock(output):  # one writer of the output and its .partial at a time
         return _sample(questions, output, generation, plan, resume, overwrite)
+
+
+def _check_output(output: Path, resume: bool, overwrite: bool, inputs=()) -> None:
+    """The output's usual checks; a finished run resumed is checked against its record later instead."""
+    finished = resume and (output / RECORD).is_file()
+    check_output(output, overwrite or finished, inputs)
 
 
 def slice_questions(questions: pl.DataFrame, shard_index: int, num_shards: int) -> pl.DataFrame:
@@ -115,6 +121,8 @@ def _sample(
         "shard_index": g.shard_index,
         "num_shards": g.num_shards,
     }
+    if resume and not overwrite and (output / RECORD).is_file():
+        return _finished(output, record, len(qids), g, report)
     parts = Parts(output, record, resume, overwrite)
     try:
         source = resolve_model(g.model, parts.folder / TINY_MODEL, seed=g.seed) if tiny else g.model
@@ -150,6 +158,27 @@ def _sample(
     )
     if g.num_shards > 1:
         report.counts["slice"] = f"{g.shard_index} of {g.num_shards}"
+    return report.finish()
+
+
+def _finished(output: Path, record: dict, questions: int, g: Generation, report: StageReport) -> StageReport:
+    """``--resume`` of a finished run (``eval --model --resume`` killed while scoring, say): the samples are
+    there and were drawn with these options; nothing is sampled again."""
+    check_same_record(output / RECORD, record, "the finished run in")
+    found, samples, reasons = finished_counts(output)
+    if found != questions:
+        raise InputError(f"{output}: holds {found} questions, {questions} were to be sampled")
+    report.counts.update(
+        {
+            "model": g.model,
+            "status": "already finished: nothing sampled",
+            "questions": questions,
+            "questions resumed (already sampled)": questions,
+            "samples": samples,
+            "finished (stop token)": reasons.get("stop", 0),
+            "cut at --max-new-tokens": reasons.get("length", 0),
+        }
+    )
     return report.finish()
 
 

@@ -183,3 +183,39 @@ def test_resume_refuses_what_changes_samples(
     assert_one_line(code, err, "--resume:")
     assert message in " ".join(err.split()) and "samples would not match" in " ".join(err.split())
     assert not out.exists()
+
+
+def test_resume_of_a_finished_run_samples_nothing_and_checks_its_options(
+    tmp_path, monkeypatch, capsys, questions
+):
+    """A finished rollout resumed (a script that always passes --resume) is kept as it is; with other
+    options it is refused as an unfinished one is."""
+    out = tmp_path / "out"
+    assert run_cli(monkeypatch, capsys, *rollout_args(questions, out))[0] in (0, None)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("a finished run was sampled again")
+
+    monkeypatch.setattr(rollout_module, "load_generator", no_sampling)
+    code, err = run_cli(monkeypatch, capsys, *rollout_args(questions, out), "--resume")
+    assert code in (0, None) and "already finished" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    code, err = run_cli(monkeypatch, capsys, *rollout_args(questions, out, "--seed", "3"), "--resume")
+    assert_one_line(code, err, "seed 0 there, 3 now")
+    assert "the finished run in" in " ".join(err.split())
+
+
+def test_eval_resumed_after_sampling_scores_the_samples(tmp_path, monkeypatch, capsys):
+    """`eval --model --resume` killed after sampling, before scoring: the same command scores the samples
+    it has instead of refusing their folder."""
+    out = tmp_path / "eval"
+    args = eval_args(tmp_path, out)
+    assert run_cli(monkeypatch, capsys, *args)[0] in (0, None)
+    summary = (out / "summary.json").read_text()
+    for path in sorted(out.iterdir(), reverse=True):  # scoring killed: no eval output
+        path.unlink() if path.is_file() else None
+    out.rmdir()
+    code, err = run_cli(monkeypatch, capsys, *args, "--resume")
+    assert code in (0, None), err
+    assert (out / "summary.json").read_text() == summary
