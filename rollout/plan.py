@@ -38,6 +38,21 @@ class Plan:
     gpus_per_engine: int  # 0 on CPU and for a server
 
 
+def backend_for_model(model: str, asked: str, picked: str) -> str:
+    """vLLM loads whole models, not a peft adapter folder (a LoRA run's final/): ``auto`` then samples with
+    transformers, which loads the adapter on its base; an explicit ``--backend vllm`` is refused."""
+    from ..train.lora import adapter_base
+
+    if picked != "vllm" or adapter_base(model) is None:
+        return picked
+    if asked == "auto":
+        return "transformers"
+    raise OffcurateError(
+        f"{model}: a LoRA adapter; --backend vllm loads whole models: give the merged model "
+        "(`offcurate train --merge` writes RUN/final-merged/) or use --backend transformers"
+    )
+
+
 def plan_engines(g: Generation) -> Plan:
     """Resolve ``auto`` and check the machine can run what was asked (imports torch, not the model)."""
     if g.backend == "openai":
@@ -50,7 +65,7 @@ def plan_engines(g: Generation) -> Plan:
 
     device = resolve_device(g.device) if g.backend != "vllm" or g.device != "auto" else None
     cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
-    backend = pick_backend(g.backend, cuda)
+    backend = backend_for_model(g.model, g.backend, pick_backend(g.backend, cuda))
     gpus = torch.cuda.device_count() if cuda else 0
     if backend == "vllm":
         if g.device not in ("auto", "cuda"):

@@ -175,6 +175,23 @@ def test_an_adapter_without_its_base_says_to_use_final_merged(tmp_path, monkeypa
     assert code == 2 and len(errors) == 1 and "final-merged/" in errors[0] and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("asked", ["auto", "vllm"])
+def test_vllm_is_not_handed_an_adapter(lora_run, asked):
+    """vLLM loads whole models: `auto` samples an adapter with transformers, `--backend vllm` says what to
+    give instead (whether vLLM is installed here or not: the choice is made on what was picked)."""
+    from offcurate.curate.io.errors import OffcurateError
+    from offcurate.rollout.plan import backend_for_model
+
+    adapter, whole = str(lora_run / "final"), str(lora_run / "tiny-random")
+    assert backend_for_model(whole, asked, "vllm") == "vllm"
+    assert backend_for_model(adapter, asked, "transformers") == "transformers"
+    if asked == "auto":
+        assert backend_for_model(adapter, asked, "vllm") == "transformers"
+    else:
+        with pytest.raises(OffcurateError, match="a LoRA adapter; --backend vllm .* RUN/final-merged/"):
+            backend_for_model(adapter, asked, "vllm")
+
+
 # --- eval: a question given twice ------------------------------------------------------------------------
 
 
