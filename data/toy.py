@@ -82,9 +82,11 @@ class ToySpec:
     warmup_per_skill: int = 3000  # warm-up questions per skill (one right trace each)
     bench_per_skill: int = 64  # held-out benchmark questions per skill
     min_terms: int = 5  # digits of a raw/ or benchmark question's number
-    max_terms: int = 7
-    warmup_min_terms: int = 3  # the warm-up's numbers are shorter: the base has seen the skill, not its
-    warmup_max_terms: int = 5  # longer cases, so it solves many questions only sometimes (Figure 2)
+    max_terms: int = 6
+    warmup_min_terms: int = 3  # the warm-up's numbers are mostly shorter: the base has seen the skills,
+    warmup_max_terms: int = 5  # and their longer cases only a little (``warmup_long_share`` of the
+    warmup_long_share: float = 0.0  # questions), so it solves many questions only sometimes (Figure 2)
+    seen_per_skill: int = 64  # trained questions listed in seen/ (a benchmark of the trained questions)
     max_digit: int = 9
     min_wrong: int = 2  # wrong teacher traces per signed question: 2..6 of 16, majority stays right
     max_wrong: int = 6
@@ -101,12 +103,12 @@ class ToySpec:
 # ---------------------------------------------------------------- questions and traces (pure functions)
 
 
-def draw_terms(skill: str, rng: random.Random, spec: ToySpec, warmup: bool = False) -> list[int]:
+def draw_terms(skill: str, rng: random.Random, spec: ToySpec, short: bool = False) -> list[int]:
     """The signed digits of a number with distinct nonzero digits (each digit is one token, found once in
     the question): all added (``sum``), or added and subtracted in turn (``signed``, the alternating sum,
     drawn so that no running total is negative)."""
     n = rng.randint(
-        *((spec.warmup_min_terms, spec.warmup_max_terms) if warmup else (spec.min_terms, spec.max_terms))
+        *((spec.warmup_min_terms, spec.warmup_max_terms) if short else (spec.min_terms, spec.max_terms))
     )
     while True:
         digits = rng.sample(range(1, spec.max_digit + 1), n)
@@ -227,7 +229,8 @@ def draw_questions(rng: random.Random, spec: ToySpec) -> dict[str, dict[str, lis
                 tries += 1
                 if tries > 1000 * (size + 1):
                     raise ValueError(f"cannot draw {size} distinct {skill} questions: widen the spec")
-                terms = tuple(draw_terms(skill, rng, spec, warmup=split == "warmup"))
+                short = split == "warmup" and rng.random() >= spec.warmup_long_share
+                terms = tuple(draw_terms(skill, rng, spec, short))
                 if terms in seen:
                     continue
                 seen.add(terms)
@@ -307,7 +310,7 @@ def write_toy_data(out: Path, seed: int = 0, spec: ToySpec | None = None, shards
             for q, w in zip(train, wrong)
             if q.skill == skill
         ]
-        _write_jsonl(out / "seen" / f"seen-{skill}.jsonl", seen)
+        _write_jsonl(out / "seen" / f"seen-{skill}.jsonl", seen[: spec.seen_per_skill])
     info = {
         "seed": seed,
         "spec": asdict(spec),

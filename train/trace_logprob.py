@@ -26,10 +26,13 @@ from .model import PackedPolicy, load_model, load_tokenizer, packed_logprobs, re
 from .packing import Sample, build_micro_batch, pack
 
 
-def trace_logprobs(model: str | Path, voted: Path, budget: int = 8192, max_len: int = 4096) -> list[dict]:
+def trace_logprobs(
+    model: str | Path, voted: Path, budget: int = 8192, max_len: int = 4096, questions: int | None = None
+) -> list[dict]:
     """One row per trajectory of an ok question: ``question_id``, ``sample_idx``, ``reward``,
     ``all_positive``, ``tokens``, ``logp`` (sum over the response tokens), ``prob`` (sum of π),
-    ``low`` (tokens with π < 0.1). Traces longer than ``max_len`` tokens are skipped."""
+    ``low`` (tokens with π < 0.1). Traces longer than ``max_len`` tokens are skipped. ``questions``: only
+    the first N all-positive and the first N mixed questions (in file order), to keep it quick."""
     device = torch.device("cpu")
     precision = resolve_precision("fp32", device)
     tokenizer = load_tokenizer(model)
@@ -37,10 +40,13 @@ def trace_logprobs(model: str | Path, voted: Path, budget: int = 8192, max_len: 
     policy = PackedPolicy(net, precision, chunk=budget)
     index = open_voted(Path(voted))
     reader, encoder = RowReader(index.shards), ChatEncoder(tokenizer)
-    rows, samples = [], []
+    rows, samples, taken = [], [], {True: 0, False: 0}
     for group in index.groups:
-        encoded = encoder.encode(reader.fetch(group.refs))
         all_positive = all(r > 0 for r in group.rewards)
+        if questions is not None and taken[all_positive] >= questions:
+            continue
+        taken[all_positive] += 1
+        encoded = encoder.encode(reader.fetch(group.refs))
         for si, r, (prompt, response) in zip(group.sample_idx, group.rewards, encoded):
             if len(prompt) + len(response) > max_len or not response:
                 continue
