@@ -1,7 +1,15 @@
 """The toy study by hand: data, base, curation, the arms, eval and trace log-probs, then one table.
 
     python bench/toy_study.py -o runs/toy-study --seed 0                 # the full toy (~10 min, 2 cores)
-    python bench/toy_study.py -o runs/toy-ci --seed 0 --size ci          # the CI cut's sizes
+    python bench/toy_study.py -o runs/toy-ci --seed 0 --size ci          "fast": dict(
+        data=dict(train_per_skill=320, traces=8, min_wrong=1, max_wrong=3, warmup_per_skill=2400,
+                  warmup_min_terms=3, warmup_max_terms=4, warmup_long_share=0.05, min_terms=5,
+                  max_terms=6, bench_per_skill=64, seen_per_skill=64),
+        base=dict(steps=150),
+        train=dict(max_steps=40, questions_per_step=8, lr=1e-3, warmup_steps=4),
+        eval=dict(k=4, temperature=0.6, max_new_tokens=64),
+    ),
+    # the CI cut's sizes
     python bench/toy_study.py -o runs/toy-study --arms b05,b0            # some arms only
 
 Every stage is the ordinary command (``offcurate pipeline``, ``train``, ``eval --model``), run in this
@@ -30,6 +38,25 @@ SIZES = {
         base=dict(steps=500),
         train=dict(max_steps=120, questions_per_step=8, lr=3e-4, warmup_steps=10),
         eval=dict(k=8, temperature=0.6, max_new_tokens=96),
+    ),
+    "fast": dict(
+        data=dict(
+            train_per_skill=320,
+            traces=8,
+            min_wrong=1,
+            max_wrong=3,
+            warmup_per_skill=2400,
+            warmup_min_terms=3,
+            warmup_max_terms=4,
+            warmup_long_share=0.05,
+            min_terms=5,
+            max_terms=6,
+            bench_per_skill=64,
+            seen_per_skill=64,
+        ),
+        base=dict(steps=150),
+        train=dict(max_steps=40, questions_per_step=8, lr=1e-3, warmup_steps=4),
+        eval=dict(k=4, temperature=0.6, max_new_tokens=64),
     ),
     # the CI cut (tests/test_toy_chain.py)
     "ci": dict(
@@ -153,11 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--set", default="{}", help='JSON over the size, e.g. {"train": {"lr": 1e-3}}')
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
+    for part, values in json.loads(args.set).items():
+        SIZES[args.size][part] = {**SIZES[args.size][part], **values}
     table = run_study(args.output, args.seed, args.size, args.arms.split(","))
     print(json.dumps(table, indent=1))
 

@@ -1,6 +1,6 @@
 """The toy task: a synthetic teacher-trace set in OpenThoughts3's raw layout, with known gold answers.
 
-    python -m offcurate.data.toy -o runs/toy-data --seed 0     # raw/ warmup/ benchmarks/ seen/ toy.json
+    python -m offcurate.data.toy -o runs/toy-data --seed 0     # raw/ warmup/ benchmarks/ toy.json
     from offcurate.data.toy import write_toy_data
     write_toy_data(Path("runs/toy-data"), seed=0)
 
@@ -9,16 +9,17 @@ them in minutes. So the task is small enough for a ~1M-parameter model, yet has 
 is about. Two skills over the digits of a number share one scratchpad (a running total, one line a digit):
 
 - ``sum`` ("What is the sum of the digits of 53146?" -> ``5+3=8``, ``8+1=9``, ...): the teacher is always
-  right. Every question's 16 traces are positive: an all-positive group, which plain off-policy GRPO
+  right. Every question's 8 traces are positive: an all-positive group, which plain off-policy GRPO
   (``--bias 0``) gives A = 0.
 - ``signed`` ("What is the alternating sum of the digits of 9271?" -> ``9-2=7``, ``7+7=14``, ...): the
-  teacher slips on 2 to 6 of each question's 16 traces, in ways a model does (a sign taken wrong, a
+  teacher slips on 1 to 3 of each question's 8 traces, in ways a model does (a sign taken wrong, a
   step off by one or ten, a digit skipped, a final answer copied wrong), so every group is mixed, its
   majority is the gold, and vote's rewards equal the gold's.
 
-A number's digits are distinct and nonzero (each digit one token, found once in the question), 5 to 7 of
-them in raw/ and the benchmarks but 3 to 5 in the warm-up: the base model learns the skills on short
-numbers and is right only sometimes on longer ones, which the teacher's traces then teach (Figure 2).
+A number's digits are distinct and nonzero (each digit one token, found once in the question), 5 or 6 of
+them in raw/ and the benchmarks but mostly 3 or 4 in the warm-up (10% are long): the base model learns
+the skills on short numbers and is right only sometimes on longer ones, which the teacher's traces then
+teach (Figure 2).
 Right traces of one question differ in their wording (an opening line or none, three closing phrases),
 as a teacher's samples do. Traces look like QwQ's: ``<think>\n...\n</think>\n\n... \boxed{N}.``
 
@@ -31,8 +32,9 @@ Folders written under ``out`` (all deterministic in ``seed``):
   makes the base model (``train/toy_base.py``) a post-training start, not a random one;
 - ``benchmarks/toy-sum.jsonl``, ``benchmarks/toy-signed.jsonl``: held-out questions with ``question``
   and ``answer`` (``offcurate eval -b``), disjoint from raw/ and warmup/;
-- ``seen/seen-sum.jsonl``, ``seen/seen-signed.jsonl``: raw/'s own questions with their gold (and the
-  teacher's number of wrong traces), for pass rates on the trained questions (Figure 2);
+- ``benchmarks/trained-sum.jsonl``: ``trained_bench`` of raw/'s own sum questions (all-positive: trained
+  on, not held out), the first by question id, as ``rollout --questions all-positive --limit N`` picks
+  them: each model's pass@1 there is read against the base's pass rate in Figure 2's rollouts;
 - ``toy.json``: the spec, the seed and the counts.
 """
 
@@ -41,11 +43,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
+from ..curate.io.ids import question_id
 from ..curate.io.shards import shard_name, write_table
 
 SKILLS = ("sum", "signed")
@@ -77,19 +81,19 @@ CLOSERS = ("The answer is \\boxed{{{n}}}.", "So the result is \\boxed{{{n}}}.", 
 class ToySpec:
     """Sizes of the toy set (questions per skill) and its shape; the defaults are the ``toy`` recipe's."""
 
-    train_per_skill: int = 64  # questions per skill in raw/, 16 traces each
-    traces: int = 16
-    warmup_per_skill: int = 3000  # warm-up questions per skill (one right trace each)
-    bench_per_skill: int = 64  # held-out benchmark questions per skill
+    train_per_skill: int = 600  # questions per skill in raw/, ``traces`` traces each
+    traces: int = 8
+    warmup_per_skill: int = 2400  # warm-up questions per skill (one right trace each)
+    bench_per_skill: int = 100  # held-out benchmark questions per skill
+    trained_bench: int = 100  # trained sum questions in benchmarks/trained-sum.jsonl (Figure 2's effect)
     min_terms: int = 5  # digits of a raw/ or benchmark question's number
     max_terms: int = 6
     warmup_min_terms: int = 3  # the warm-up's numbers are mostly shorter: the base has seen the skills,
-    warmup_max_terms: int = 5  # and their longer cases only a little (``warmup_long_share`` of the
-    warmup_long_share: float = 0.0  # questions), so it solves many questions only sometimes (Figure 2)
-    seen_per_skill: int = 64  # trained questions listed in seen/ (a benchmark of the trained questions)
+    warmup_max_terms: int = 4  # and their longer cases only a little (``warmup_long_share`` of the
+    warmup_long_share: float = 0.1  # questions), so it solves many questions only sometimes (Figure 2)
     max_digit: int = 9
-    min_wrong: int = 2  # wrong teacher traces per signed question: 2..6 of 16, majority stays right
-    max_wrong: int = 6
+    min_wrong: int = 1  # wrong teacher traces per signed question: 1..3 of 8, the majority stays right
+    max_wrong: int = 3
 
     def __post_init__(self) -> None:
         if not (
@@ -287,9 +291,13 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def write_toy_data(out: Path, seed: int = 0, spec: ToySpec | None = None, shards: int = 2) -> dict:
-    """Write raw/, warmup/, benchmarks/, seen/ and toy.json under ``out``; return toy.json's content."""
-    spec = spec or ToySpec()
+def write_toy_data(
+    out: Path, seed: int = 0, spec: ToySpec | None = None, shards: int = 2, **sizes: Any
+) -> dict:
+    """Write raw/, warmup/, benchmarks/ and toy.json under ``out``; return toy.json's content.
+
+    ``sizes``: ``ToySpec`` fields over ``spec`` (the ``toy`` recipe's ``data.options``)."""
+    spec = replace(spec or ToySpec(), **sizes)
     out = Path(out)
     rng = random.Random(seed)
     sets = draw_questions(rng, spec)
@@ -305,12 +313,9 @@ def write_toy_data(out: Path, seed: int = 0, spec: ToySpec | None = None, shards
     for skill in SKILLS:
         bench = [{"question": q.text, "answer": str(q.answer)} for q in sets["bench"][skill]]
         _write_jsonl(out / "benchmarks" / f"toy-{skill}.jsonl", bench)
-        seen = [
-            {"question": q.text, "answer": str(q.answer), "teacher_wrong": w}
-            for q, w in zip(train, wrong)
-            if q.skill == skill
-        ]
-        _write_jsonl(out / "seen" / f"seen-{skill}.jsonl", seen[: spec.seen_per_skill])
+    trained = sorted(sets["train"]["sum"], key=lambda q: question_id(q.text))  # `rollout --limit`'s order
+    trained = [{"question": q.text, "answer": str(q.answer)} for q in trained]
+    _write_jsonl(out / "benchmarks" / "trained-sum.jsonl", trained[: spec.trained_bench])
     info = {
         "seed": seed,
         "spec": asdict(spec),

@@ -20,7 +20,17 @@ from offcurate.data.toy import ToySpec, write_toy_data  # noqa: E402
 from offcurate.train.model import load_model, load_tokenizer, resolve_precision  # noqa: E402
 from offcurate.train.toy_base import BUILT, BaseSpec, build_toy_base, is_complete  # noqa: E402
 
-SPEC = BaseSpec(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, steps=12, questions_per_step=16, warmup_steps=2, lr=1e-2)
+SPEC = BaseSpec(
+    hidden=32,
+    layers=1,
+    heads=2,
+    kv_heads=1,
+    intermediate=64,
+    steps=12,
+    questions_per_step=16,
+    warmup_steps=2,
+    lr=1e-2,
+)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,9 @@ from offcurate.data.toy import (
     wrong_trace,
 )
 
-SMALL = ToySpec(train_per_skill=6, warmup_per_skill=20, bench_per_skill=5)
+SMALL = ToySpec(
+    train_per_skill=6, warmup_per_skill=20, bench_per_skill=5, trained_bench=4, warmup_long_share=0.0
+)
 LINE = re.compile(r"^(-?\d+)([+-])(\d)=(-?\d+)$")
 
 
@@ -66,23 +68,39 @@ def test_raw_layout_is_openthoughts3s(toy):
     assert set(per_question.values()) == {SMALL.traces}
 
 
+def _gold(question: str) -> int:
+    """The gold worked out from the question's own number, independently of data/toy.py."""
+    digits = [int(d) for d in re.search(r"\d+", question).group()]
+    if "alternating" in question:
+        return sum(d if i % 2 == 0 else -d for i, d in enumerate(digits))
+    return sum(digits)
+
+
 def test_golds_and_teacher_groups(toy):
-    """sum: all 16 traces right (all-positive); signed: 2-6 wrong, the majority is the gold."""
+    """sum: all traces right (all-positive); signed: min_wrong..max_wrong wrong, the majority is the gold."""
     traces: dict[str, list[int]] = {}
     for r in pq.read_table(toy / "raw").to_pylist():
         traces.setdefault(r["conversations"][0]["value"], []).append(_answer(r["conversations"][1]["value"]))
-    for skill in ("sum", "signed"):
-        seen = [json.loads(line) for line in (toy / "seen" / f"seen-{skill}.jsonl").read_text().splitlines()]
-        assert len(seen) == SMALL.train_per_skill
-        for row in seen:
-            answers, gold = traces[row["question"]], int(row["answer"])
-            wrong = sum(a != gold for a in answers)
-            assert wrong == row["teacher_wrong"]
-            if skill == "sum":
-                assert wrong == 0
-            else:
-                assert SMALL.min_wrong <= wrong <= SMALL.max_wrong
-                assert Counter(answers).most_common(1)[0][0] == gold
+    assert len(traces) == 2 * SMALL.train_per_skill
+    for question, answers in traces.items():
+        gold = _gold(question)
+        wrong = sum(a != gold for a in answers)
+        if "alternating" in question:
+            assert SMALL.min_wrong <= wrong <= SMALL.max_wrong, question
+            assert Counter(answers).most_common(1)[0][0] == gold
+        else:
+            assert wrong == 0, question
+
+
+def test_trained_sum_benchmark_is_rollouts_first_questions(toy):
+    """benchmarks/trained-sum.jsonl: raw/'s sum questions, first by question id (as `rollout --limit`)."""
+    from offcurate.curate.io.ids import question_id
+
+    rows = [json.loads(line) for line in (toy / "benchmarks" / "trained-sum.jsonl").read_text().splitlines()]
+    raw = {r["conversations"][0]["value"] for r in pq.read_table(toy / "raw").to_pylist()}
+    sums = sorted((q for q in raw if "alternating" not in q), key=question_id)
+    assert [r["question"] for r in rows] == sums[: SMALL.trained_bench]
+    assert all(int(r["answer"]) == _gold(r["question"]) for r in rows)
 
 
 def test_splits_are_disjoint(toy):

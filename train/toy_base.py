@@ -46,7 +46,7 @@ class BaseSpec:
     kv_heads: int = 2
     intermediate: int = 384
     vocab: int = 512
-    steps: int = 500  # warm-up optimizer steps: few enough that the base is right only sometimes
+    steps: int = 400  # warm-up optimizer steps: few enough that the base is right only sometimes
     questions_per_step: int = 32
     lr: float = 3e-3
     warmup_steps: int = 10
