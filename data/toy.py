@@ -90,7 +90,7 @@ class ToySpec:
     max_terms: int = 6
     warmup_min_terms: int = 3  # the warm-up's numbers are mostly shorter: the base has seen the skills,
     warmup_max_terms: int = 4  # and their longer cases only a little (``warmup_long_share`` of the
-    warmup_long_share: float = 0.1  # questions), so it solves many questions only sometimes (Figure 2)
+    warmup_long_share: float = 0.02  # questions), so it solves many questions only sometimes (Figure 2)
     max_digit: int = 9
     min_wrong: int = 1  # wrong teacher traces per signed question: 1..3 of 8, the majority stays right
     max_wrong: int = 3

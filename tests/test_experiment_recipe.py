@@ -85,6 +85,26 @@ CASES = {
         edited("base_rollouts", DELETE),
         "mix.bucket_by: base_pass_rate needs a `base_rollouts` section",
     ),
+    "toy_option_misspelt": (
+        {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"train_per_skil": 10}}},
+        "data.options.train_per_skil: unknown key (did you mean 'train_per_skill'?)",
+    ),
+    "toy_option_wrong_type": (
+        {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"traces": "many"}}},
+        "data.options.traces: expected an integer, got 'many' (text)",
+    ),
+    "toy_options_that_do_not_fit": (
+        {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"min_wrong": 5}}},
+        "data.options: kind toy: need 0 < min_wrong <= max_wrong < traces / 2",
+    ),
+    "toy_model_needs_toy_data": (
+        edited("model", "toy"),
+        "model: toy is built from data kind toy: set data.kind: toy",
+    ),
+    "teacher_logprobs_range": (
+        edited("teacher_logprobs", {"questions": 0}),
+        "teacher_logprobs.questions: must be >= 1, got 0 (an integer)",
+    ),
     "missing_benchmark": (
         edited("eval.benchmarks", ["bench.jsonl", "nope.jsonl"]),
         "eval.benchmarks[1]: ",  # then the resolved path: checked below
@@ -221,7 +241,8 @@ def test_dry_run_prints_each_stage_as_its_command(tmp_path, monkeypatch, capsys)
     stages = re.findall(r"^\s*\d+\. (\S+)  (.*)$", err, flags=re.MULTILINE)
     assert [name for name, _ in stages] == [
         "curate", "base-model", "base-rollouts", "figure2", "mix", "train/bias", "train/sft",
-        "eval/base", "eval/bias", "eval/sft", "comparison",
+        "eval/base", "eval/bias", "eval/sft", "teacher-logprobs/base", "teacher-logprobs/bias",
+        "teacher-logprobs/sft", "comparison", "effects",
     ]  # fmt: skip
     commands = dict(stages)
     run = tmp_path.resolve() / "run"

@@ -47,7 +47,7 @@ class BaseSpec:
     intermediate: int = 384
     vocab: int = 512
     steps: int = 400  # warm-up optimizer steps: few enough that the base is right only sometimes
-    questions_per_step: int = 32
+    questions_per_step: int = 64
     lr: float = 3e-3
     warmup_steps: int = 10
 
