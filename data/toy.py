@@ -17,7 +17,7 @@ is about. Two skills over the digits of a number share one scratchpad (a running
   majority is the gold, and vote's rewards equal the gold's.
 
 A number's digits are distinct and nonzero (each digit one token, found once in the question), 5 or 6 of
-them in raw/ and the benchmarks but mostly 3 or 4 in the warm-up (10% are long): the base model learns
+them in raw/ and the benchmarks but mostly 3 or 4 in the warm-up (2% are long): the base model learns
 the skills on short numbers and is right only sometimes on longer ones, which the teacher's traces then
 teach (Figure 2).
 Right traces of one question differ in their wording (an opening line or none, three closing phrases),

@@ -1,4 +1,4 @@
-"""The whole chain teaches a model: a CI-sized cut of ``offcurate experiment toy`` (~4 min on 2 cores).
+"""The whole chain teaches a model: a CI-sized cut of ``offcurate experiment toy`` (~5 min on 2 cores).
 
     python -m pytest tests/test_toy_chain.py -q
     TOY_SEED=1 python -m pytest tests/test_toy_chain.py -q -s    # another seed (margins hold over 0-2)
@@ -9,7 +9,8 @@ each the ordinary command's code. It fails when the parts stop fitting: what ``t
 ``eval --model`` samples (chat template, think prefix, end-of-turn learnt, an answer vote's extractor
 reads). It asserts
 
-- (a) pass@1 on the held-out toy benchmarks rises far above the base's after off-policy GRPO (b = 0.5);
+- (a) pass@1 on the held-out toy benchmarks rises far above the base's after off-policy GRPO (b = 0.5),
+  on their mean and on the all-positive skill's benchmark;
 - (b, log-prob part) on the questions every teacher trace gets right, b = 0.5 raises the mean per-token
   log-prob of those traces well beyond what b = 0 does (b = 0 gives them A = 0);
 - the chain checks: samples end by end-of-turn, not max tokens, and carry an answer the extractor reads.
@@ -68,13 +69,13 @@ def test_toy_chain_teaches(tmp_path, monkeypatch):
     }
     report = {"pass@1": {f"{b} {m}": round(p, 3) for (b, m), p in pass_at_1.items()}, "logp": logp}
     print(json.dumps(report))
-    # (a): far above the base on each held-out benchmark
-    for bench in ("toy-sum", "toy-signed"):
-        assert pass_at_1[bench, "bias"] >= pass_at_1[bench, "base"] + 0.1, report
-    held_out = [pass_at_1[b, m] for b in ("toy-sum", "toy-signed") for m in ("bias", "base")]
-    assert (held_out[0] + held_out[2]) / 2 >= (held_out[1] + held_out[3]) / 2 + 0.15, report
-    # (b): b = 0.5 takes in the all-positive traces; b = 0 (A = 0 there) does not come near
+    # (a): far above the base over the held-out benchmarks; the all-positive skill (sum) most of all.
+    # The mixed skill (signed) alone is not asserted: over seeds 0-2 its change under b = 0.5 ran from
+    # -0.05 to +0.14 (README "The toy task"), a finding reported, not a margin to tune towards.
+    gains = {b: pass_at_1[b, "bias"] - pass_at_1[b, "base"] for b in ("toy-sum", "toy-signed")}
+    assert sum(gains.values()) / len(gains) >= 0.1 and gains["toy-sum"] >= 0.2, report
+    # (b): b = 0.5 takes in the all-positive traces; b = 0 (A = 0 there) loses them
     gain_bias, gain_none = logp["bias"] - logp["base"], logp["no-bias"] - logp["base"]
-    assert gain_bias >= 0.03 and gain_bias >= gain_none + 0.03, report
+    assert gain_bias >= 0.03 and gain_bias >= gain_none + 0.1, report
     # the chain: every model's samples stop at the end of the turn and carry an answer the extractor reads
     assert (compared["end_of_turn"] >= 0.95).all() and (compared["answered"] >= 0.95).all(), compared
