@@ -320,3 +320,14 @@ def test_data_options_are_checked_against_the_writer(tmp_path, monkeypatch, opti
     sample = write_recipe(tmp_path, {**RECIPE, "data": {"kind": "sample", "options": {"problems": 2}}})
     with pytest.raises(RecipeError, match="data.options: kind sample writes no data: remove them"):
         load_recipe(str(sample))
+
+
+def test_toy_eval_command_is_one_a_shell_runs(tmp_path, monkeypatch, capsys):
+    """The toy's benchmarks are written by its data stage: the printed eval command globs them unquoted."""
+    code, err = run_cli(monkeypatch, capsys, "experiment", "toy", "-o", str(tmp_path / "run"), "--dry-run")
+    assert code == 0
+    commands = dict(re.findall(r"^\s*\d+\. (\S+)  (.*)$", err, flags=re.MULTILINE))
+    run = tmp_path.resolve() / "run"
+    assert commands["eval/base"].startswith(f"offcurate eval -b {run}/data/benchmarks/*.jsonl --model ")
+    assert commands["base-model"] == "(model builder toy, seed 0)"
+    assert "teacher-logprobs/bias" in commands and "effects" in commands

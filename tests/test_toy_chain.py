@@ -13,7 +13,8 @@ reads). It asserts
   on their mean and on the all-positive skill's benchmark;
 - (b, log-prob part) on the questions every teacher trace gets right, b = 0.5 raises the mean per-token
   log-prob of those traces well beyond what b = 0 does (b = 0 gives them A = 0);
-- the chain checks: samples end by end-of-turn, not max tokens, and carry an answer the extractor reads.
+- the chain checks: samples end by end-of-turn, not max tokens, and carry an answer the extractor reads
+  (>= 95% for the base and b = 0.5, >= 75% for every model).
 """
 
 from __future__ import annotations
@@ -77,5 +78,11 @@ def test_toy_chain_teaches(tmp_path, monkeypatch):
     # (b): b = 0.5 takes in the all-positive traces; b = 0 (A = 0 there) loses them
     gain_bias, gain_none = logp["bias"] - logp["base"], logp["no-bias"] - logp["base"]
     assert gain_bias >= 0.03 and gain_bias >= gain_none + 0.1, report
-    # the chain: every model's samples stop at the end of the turn and carry an answer the extractor reads
-    assert (compared["end_of_turn"] >= 0.95).all() and (compared["answered"] >= 0.95).all(), compared
+    # the chain: the base's and b = 0.5's samples stop at the end of the turn and carry an answer the
+    # extractor reads; every model's mostly do (b = 0's collapse of the sum skill can cost it its stop:
+    # 84% ended on toy-sum in the full recipe's seed 0, 99-100% in this cut over seeds 0-2)
+    chain = compared.select("model", "end_of_turn", "answered")
+    assert (chain.filter(pl.col("model").is_in(["base", "bias"])).drop("model") >= 0.95).to_numpy().all(), (
+        chain
+    )
+    assert (chain.drop("model") >= 0.75).to_numpy().all(), chain
