@@ -154,11 +154,23 @@ def load_benchmark(path: Path) -> Benchmark:
     )
 
 
+def expand_pattern(path: Path) -> list[Path]:
+    """``-b 'DIR/*.jsonl'`` (quoted, so the shell leaves it): the files it matches, sorted; a path that
+    exists, or holds no wildcard, as it is. A pattern that matches nothing is named."""
+    if path.exists() or not any(c in str(path) for c in "*?["):
+        return [path]
+    found = sorted(path.parent.glob(path.name)) if not any(c in str(path.parent) for c in "*?[") else []
+    if not found:
+        raise InputError(f"{path}: the pattern matches no file")
+    return found
+
+
 def load_benchmarks(paths: Sequence[Path | Benchmark]) -> list[Benchmark]:
     """Read several benchmarks (already loaded ones pass through); their names (file stems) must
     differ, as results are keyed by name."""
     if not paths:
         raise InputError("no benchmark given (pass --benchmark FILE, once per benchmark)")
+    paths = [q for p in paths for q in ([p] if isinstance(p, Benchmark) else expand_pattern(Path(p)))]
     benchmarks = [p if isinstance(p, Benchmark) else load_benchmark(p) for p in paths]
     seen: dict[str, Path] = {}
     for bench in benchmarks:

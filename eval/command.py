@@ -33,7 +33,8 @@ def eval_command(
             "-b",
             metavar="FILE",
             help=(
-                "Benchmark with gold answers: .jsonl, .parquet or a folder of shards; question column "
+                "Benchmark with gold answers: .jsonl, .parquet or a folder of shards (or a quoted pattern: "
+                "'DIR/*.jsonl'); question column "
                 "`question` or `problem`, gold `answer` or else the last \\boxed{} of `solution`. "
                 "Repeat for several; each is named by its file stem (math500.jsonl -> math500)."
             ),

@@ -70,6 +70,13 @@ class Layout:
         brought = sorted((self.data / BENCHMARKS).glob("*.jsonl"))
         return [*brought, *map(Path, self.recipe.eval.benchmarks)]
 
+    def teacher_logprobs(self, name: str) -> Path:
+        return self.root / "teacher-logprobs" / name
+
     @property
     def comparison(self) -> Path:
         return self.root / "comparison"
+
+    @property
+    def effects(self) -> Path:
+        return self.root / "effects"

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .kinds import DATA_KINDS, MODEL_BUILDERS
+from .kinds import BUILT_FROM, DATA_KINDS, MODEL_BUILDERS
 from .schema import RecipeError, above, at_least, build, complaint, one_of, read_yaml, within
 from .train_options import check_ranges, check_train_options
 
@@ -95,6 +95,15 @@ class Arm:
 
 
 @dataclass
+class TeacherLogprobs:
+    """How likely each model (base and arms) finds the teacher's traces: all-positive, mixed right, wrong."""
+
+    questions: int | None = field(default=None, metadata=_check(at_least(1)))  # first N of each kind
+    max_len: int = field(default=4096, metadata=_check(at_least(16)))  # longer traces are skipped
+    device: str = "auto"
+
+
+@dataclass
 class Eval(Sampling):
     benchmarks: list[str] = field(default_factory=list)
     workers: int | None = field(default=None, metadata=_check(at_least(1)))
@@ -111,6 +120,7 @@ class Recipe:
     data: Data = field(default_factory=Data)
     base_rollouts: BaseRollouts | None = None
     mix: Mix | None = None
+    teacher_logprobs: TeacherLogprobs | None = None
     train: dict[str, Any] = field(default_factory=dict)  # `offcurate train` options every arm shares
     source = ""  # the file it was read from (a plain attribute, not a recipe key)
 
@@ -178,14 +188,12 @@ def _check_recipe(recipe: Recipe) -> None:
     if not kind.path and recipe.data.path:
         raise complaint("data.path", f"kind {recipe.data.kind} takes no path: remove it")
     if recipe.data.options:
-        if kind.write is None:
-            raise complaint("data.options", f"kind {recipe.data.kind} writes no data: remove them")
-        try:
-            inspect.signature(kind.write).bind(Path("out"), recipe.seed, **recipe.data.options)
-        except TypeError as err:
-            raise complaint("data.options", f"kind {recipe.data.kind}: {err}") from None
+        recipe.data.options = _check_data_options(recipe.data.kind, recipe.data.options, recipe.seed)
     if not recipe.model.strip():
         raise complaint("model", "empty: give a folder, a Hub id or one of " + ", ".join(MODEL_BUILDERS))
+    needs = BUILT_FROM.get(recipe.model)
+    if needs and recipe.data.kind != needs:
+        raise complaint("model", f"{recipe.model} is built from data kind {needs}: set data.kind: {needs}")
     if not recipe.arms:
         raise complaint("arms", "empty: give at least one arm (a name and its train options)")
     if not recipe.eval.benchmarks and not kind.brings_benchmarks:
@@ -218,6 +226,25 @@ def _check_recipe(recipe: Recipe) -> None:
             return f"{where}.train.{key}" if key in arm.train or key not in recipe.train else f"train.{key}"
 
         check_ranges(recipe.arm_options(arm), where_of)
+
+
+def _check_data_options(name: str, options: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A writing kind's ``data.options``: built into its options dataclass (types, ranges, a misspelt
+    key's closest match), else bound to its ``write``'s signature; returned with their values typed."""
+    kind = DATA_KINDS[name]
+    if kind.write is None:
+        raise complaint("data.options", f"kind {name} writes no data: remove them")
+    if kind.options is not None:
+        try:
+            built = build(kind.options, options, "data.options")
+        except ValueError as err:  # the dataclass's own check of how its values fit together
+            raise complaint("data.options", f"kind {name}: {err}") from None
+        return {key: getattr(built, key) for key in options}
+    try:
+        inspect.signature(kind.write).bind(Path("out"), seed, **options)
+    except TypeError as err:
+        raise complaint("data.options", f"kind {name}: {err}") from None
+    return options
 
 
 def _resolve(recipe: Recipe, folder: Path, benchmarks_dir: Path | None, embedded: bool) -> None:

@@ -27,6 +27,7 @@ from rich.table import Table
 from ..curate.io.errors import OffcurateError, OutputExistsError
 from ..curate.io.output import output_lock, write_errors
 from ..curate.io.report import console, frame_table
+from .effects import effects_tables
 from .recipe import Recipe
 from .stages import Layout, Stage, plan
 
@@ -56,6 +57,8 @@ class ExperimentRun:
         figure2 = self.output / "figure2" / "figure2.parquet"
         if figure2.is_file():
             console.print(frame_table(pl.read_parquet(figure2), "Figure 2: base pass rate on all-positive"))
+        for table in effects_tables(self.output / "effects"):
+            console.print(table)
         console.print(stage_table(self.stages))
         console.print(
             f"comparison: {self.output / 'comparison'} (radar.png, compare.parquet)", highlight=False

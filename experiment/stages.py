@@ -8,7 +8,9 @@
     RUN/mix/             the training mix                                      offcurate sample
     RUN/train/NAME/      one folder per arm (checkpoints, final/)              offcurate train (or torchrun)
     RUN/eval/NAME/       per model: NAME-responses/ (samples) and NAME/ (scores)  offcurate eval --model
+    RUN/teacher-logprobs/NAME/  the teacher traces' log-probs under each model  trace_logprob
     RUN/comparison/      base and every arm per benchmark, radar.png           offcurate eval --compare
+    RUN/effects/         teacher-trace log-probs, pass@1 by base pass rate     experiment/effects.py
 
 Every stage but train runs in this process: it calls what the command calls, so the output layouts are the
 commands' own, and it skips 2-10 s of interpreter and torch start-up per stage. An arm with ``nproc > 1``
@@ -68,8 +70,11 @@ def plan(layout: Layout) -> list[Stage]:
     if recipe.mix is not None:
         stages.append(_mix_stage(layout))
     stages += [_train_stage(layout, arm) for arm in recipe.arms]
-    stages += [_eval_stage(layout, name) for name in (BASE, *(a.name for a in recipe.arms))]
-    stages.append(_compare_stage(layout))
+    models = (BASE, *(a.name for a in recipe.arms))
+    stages += [_eval_stage(layout, name) for name in models]
+    if recipe.teacher_logprobs is not None:
+        stages += [_teacher_logprob_stage(layout, name) for name in models]
+    stages += [_compare_stage(layout), _effects_stage(layout)]
     return stages
 
 
@@ -324,3 +329,39 @@ def _compare_stage(layout: Layout) -> Stage:
 
     command = _cmd("offcurate eval --compare", *folders, "-o", layout.comparison)
     return Stage("comparison", layout.comparison, command, run, _exists(layout.comparison))
+
+
+def _teacher_logprob_stage(layout: Layout, name: str) -> Stage:
+    t, out = layout.recipe.teacher_logprobs, layout.teacher_logprobs(name)
+    model = layout.model_of(name)
+
+    def run() -> None:
+        from ..train.trace_logprob import write_trace_logprobs
+
+        with atomic_output(out) as tmp:
+            write_trace_logprobs(model, layout.voted, tmp, t.questions, t.max_len, t.device)
+
+    command = _cmd(
+        "python -m offcurate.train.trace_logprob", layout.voted, model,
+        *(["--questions", t.questions] if t.questions else []), "--max-len", t.max_len, "--device", t.device,
+        "-o", out,
+    )  # fmt: skip
+    return Stage(f"teacher-logprobs/{name}", out, command, run, _exists(out))
+
+
+def _effects_stage(layout: Layout) -> Stage:
+    names = [BASE, *(a.name for a in layout.recipe.arms)]
+    out = layout.effects
+
+    def run() -> None:
+        from .effects import write_effects
+
+        logprobs = {}
+        if layout.recipe.teacher_logprobs is not None:
+            logprobs = {n: layout.teacher_logprobs(n) for n in names}
+        evals = {n: layout.eval(n) for n in names}
+        with atomic_output(out) as tmp:
+            write_effects(tmp, logprobs, evals, layout.voted, layout.figure2)
+
+    command = "(teacher-trace log-probs and pass@1 by base pass rate: experiment/effects.py)"
+    return Stage("effects", out, command, run, _exists(out))

@@ -36,6 +36,7 @@ RECIPE = {
     # batch_size 2 with k 2: one question per batch, so a sampling run can stop between batches
     "base_rollouts": {"k": 2, "max_new_tokens": 4, "batch_size": 2, "limit": 4},
     "mix": {"bucket_by": "base_pass_rate", "max_per_question": 2},
+    "teacher_logprobs": {"questions": 2, "max_len": 2048},
     "train": SMALL_TRAIN,
     "arms": [{"name": "bias", "train": {"bias": 0.5}}, {"name": "sft", "train": {"loss": "sft"}}],
     "eval": {"benchmarks": ["bench.jsonl"], "k": 2, "max_new_tokens": 4, "batch_size": 2, "workers": 1},

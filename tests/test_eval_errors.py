@@ -134,6 +134,19 @@ def test_two_benchmarks_with_one_name(tmp_path, monkeypatch, capsys):
     assert code == 2 and "benchmark name 'math500'" in err
 
 
+def test_quoted_pattern_reads_each_file_and_names_an_empty_match(tmp_path):
+    """``-b 'DIR/*.jsonl'`` (what `offcurate experiment` prints for a data kind's own benchmarks)."""
+    from offcurate.curate.io.errors import InputError
+    from offcurate.eval.benchmarks import load_benchmarks
+
+    for name in ("b", "a"):
+        GOOD(tmp_path / f"{name}.jsonl")
+    GOOD(tmp_path / "c.json")  # not matched
+    assert [b.name for b in load_benchmarks([tmp_path / "*.jsonl"])] == ["a", "b"]
+    with pytest.raises(InputError, match=r"nope\*\.jsonl: the pattern matches no file"):
+        load_benchmarks([tmp_path / "nope*.jsonl"])
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

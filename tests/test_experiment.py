@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(
 )
 STAGES = [
     "data", "curate", "base-model", "base-rollouts", "figure2", "mix", "train/bias", "train/sft",
-    "eval/base", "eval/bias", "eval/sft", "comparison",
+    "eval/base", "eval/bias", "eval/sft", "teacher-logprobs/base", "teacher-logprobs/bias",
+    "teacher-logprobs/sft", "comparison", "effects",
 ]  # fmt: skip
 
 
@@ -90,6 +91,11 @@ def test_straight_run_writes_every_stage_and_one_comparison(straight, tmp_path):
     assert compared["end_of_turn"].to_list() == [0.0] * 6
     assert all(0.0 <= share <= 1.0 for share in compared["answered"])
     assert (run / "comparison" / "radar.png").read_bytes()[:4] == b"\x89PNG"
+    # every model scored the same teacher traces; the effects table has them in the arms' order
+    logprobs = pl.read_parquet(run / "effects" / "teacher_logprobs.parquet")
+    assert logprobs["model"].unique(maintain_order=True).to_list() == list(models)
+    assert logprobs.group_by("model").agg(pl.col("traces").sum())["traces"].n_unique() == 1
+    assert (logprobs["logp_per_token"] < 0).all()
     assert (run / "figure2" / "figure2.png").read_bytes()[:4] == b"\x89PNG"
     for arm in ("bias", "sft"):
         steps = [
@@ -107,6 +113,7 @@ def test_straight_run_writes_every_stage_and_one_comparison(straight, tmp_path):
         "eval/bias": {"results", "summary"},
         "eval/sft-responses": {"default"},
         "comparison": {"compare"},
+        "effects": {"teacher_logprobs"},
     }
     for folder, configs in folders.items():
         assert set(open_every_config(run / folder, tmp_path / "cache")) == configs, folder
@@ -180,8 +187,10 @@ def test_interrupted_run_resumes_to_the_same_table(straight, tmp_path, monkeypat
     status = dict(re.findall(r"^│ (\S+)\s+│ (kept|ran|resumed)\s+│", err, flags=re.MULTILINE))
     assert list(status) == STAGES
     assert status["curate"] == status["train/bias"] == "kept" and status["eval/base"] == "resumed"
-    assert status["eval/bias"] == status["comparison"] == "ran"
+    assert status["eval/bias"] == status["comparison"] == status["effects"] == "ran"
     assert table(run).equals(table(straight / "run"))
+    effects = [pl.read_parquet(r / "effects" / "teacher_logprobs.parquet") for r in (run, straight / "run")]
+    assert effects[0].equals(effects[1])
     # the same samples, text for text: the resumed train ended on the same weights, and a resumed
     # sampling run drew the batches it had not written with the seeds the straight run used
     for folder in ("base-rollouts", "eval/base-responses", "eval/bias-responses", "eval/sft-responses"):

@@ -85,6 +85,26 @@ CASES = {
         edited("base_rollouts", DELETE),
         "mix.bucket_by: base_pass_rate needs a `base_rollouts` section",
     ),
+    "toy_option_misspelt": (
+        {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"train_per_skil": 10}}},
+        "data.options.train_per_skil: unknown key (did you mean 'train_per_skill'?)",
+    ),
+    "toy_option_wrong_type": (
+        {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"traces": "many"}}},
+        "data.options.traces: expected an integer, got 'many' (text)",
+    ),
+    "toy_options_that_do_not_fit": (
+        {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"min_wrong": 5}}},
+        "data.options: kind toy: need 0 < min_wrong <= max_wrong < traces / 2",
+    ),
+    "toy_model_needs_toy_data": (
+        edited("model", "toy"),
+        "model: toy is built from data kind toy: set data.kind: toy",
+    ),
+    "teacher_logprobs_range": (
+        edited("teacher_logprobs", {"questions": 0}),
+        "teacher_logprobs.questions: must be >= 1, got 0 (an integer)",
+    ),
     "missing_benchmark": (
         edited("eval.benchmarks", ["bench.jsonl", "nope.jsonl"]),
         "eval.benchmarks[1]: ",  # then the resolved path: checked below
@@ -221,7 +241,8 @@ def test_dry_run_prints_each_stage_as_its_command(tmp_path, monkeypatch, capsys)
     stages = re.findall(r"^\s*\d+\. (\S+)  (.*)$", err, flags=re.MULTILINE)
     assert [name for name, _ in stages] == [
         "curate", "base-model", "base-rollouts", "figure2", "mix", "train/bias", "train/sft",
-        "eval/base", "eval/bias", "eval/sft", "comparison",
+        "eval/base", "eval/bias", "eval/sft", "teacher-logprobs/base", "teacher-logprobs/bias",
+        "teacher-logprobs/sft", "comparison", "effects",
     ]  # fmt: skip
     commands = dict(stages)
     run = tmp_path.resolve() / "run"
@@ -299,3 +320,14 @@ def test_data_options_are_checked_against_the_writer(tmp_path, monkeypatch, opti
     sample = write_recipe(tmp_path, {**RECIPE, "data": {"kind": "sample", "options": {"problems": 2}}})
     with pytest.raises(RecipeError, match="data.options: kind sample writes no data: remove them"):
         load_recipe(str(sample))
+
+
+def test_toy_eval_command_is_one_a_shell_runs(tmp_path, monkeypatch, capsys):
+    """The toy's benchmarks are written by its data stage: the printed eval command globs them unquoted."""
+    code, err = run_cli(monkeypatch, capsys, "experiment", "toy", "-o", str(tmp_path / "run"), "--dry-run")
+    assert code == 0
+    commands = dict(re.findall(r"^\s*\d+\. (\S+)  (.*)$", err, flags=re.MULTILINE))
+    run = tmp_path.resolve() / "run"
+    assert commands["eval/base"].startswith(f"offcurate eval -b {run}/data/benchmarks/*.jsonl --model ")
+    assert commands["base-model"] == "(model builder toy, seed 0)"
+    assert "teacher-logprobs/bias" in commands and "effects" in commands

@@ -1,12 +1,12 @@
 """Attention for packed rows: per-trajectory causal attention from ``cu_seqlens``, never a mask.
 
-    implementation = pick_attention("auto", device, config)   # "offcurate_varlen" on CUDA, else "sdpa"
+    implementation = pick_attention("auto", device, config)   # "offcurate_varlen" on CUDA and CPU
     set_attention(model, implementation)
 
 Packed rows need attention that stops at trajectory boundaries: on CUDA the ``offcurate_varlen`` attention
-calls PyTorch's flash varlen kernel with ``cu_seqlens`` (no mask at all); on CPU it loops causal SDPA over
-the trajectories (slow, same boundaries); elsewhere SDPA gets the block-diagonal mask transformers derives
-from the restarting position ids.
+calls PyTorch's flash varlen kernel with ``cu_seqlens`` (no mask at all); on CPU it pads the trajectories
+into batches of like lengths and runs one causal SDPA per batch (right padding needs no mask); ``sdpa``
+gets the block-diagonal mask transformers derives from the restarting position ids (dense: T² a layer).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def varlen_attention(
 ) -> tuple[torch.Tensor, None]:
     """A transformers attention function for packed rows: per-trajectory causal attention via cu_seqlens.
 
-    query [1, H, T, D], key/value [1, Hkv, T, D] -> [1, T, H, D]. On CUDA one flash varlen call; on CPU a
-    loop of causal SDPA per trajectory (slow, but the same boundaries: the packing test runs it).
+    query [1, H, T, D], key/value [1, Hkv, T, D] -> [1, T, H, D]. On CUDA one flash varlen call; elsewhere
+    causal SDPA over the trajectories padded into batches of like lengths (``length_groups``).
 
     With ``sp_group`` (sequence parallelism, ``ulysses``) each rank holds T/K tokens of the row: an
     all-to-all trades them for all T tokens of H/K heads, attention runs on those, and a second
@@ -120,15 +120,51 @@ def _attend(
     bounds = cu.tolist()
     if bounds[-1] != q.shape[0]:  # e.g. a model that forwards cu_seqlens but drops sp_group
         raise ValueError(f"cu_seqlens cover {bounds[-1]} tokens, the row holds {q.shape[0]}")
-    parts = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        qs, ks, vs = (x[a:b].transpose(0, 1) for x in (q, k, v))  # [H, l, D]
-        if n_rep > 1:
-            ks, vs = ks.repeat_interleave(n_rep, dim=0), vs.repeat_interleave(n_rep, dim=0)
-        parts.append(
-            F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scaling).transpose(0, 1)
-        )
-    return torch.cat(parts, 0)
+    if n_rep > 1:
+        k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
+    lengths = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = [
+        _attend_padded(q, k, v, [bounds[i] for i in group], [lengths[i] for i in group], scaling)
+        for group in length_groups(lengths)
+    ]
+    if len(parts) == 1:  # one group holds every trajectory in row order: its rows are the row
+        return parts[0][0]
+    return torch.cat([out for out, _ in parts])[torch.argsort(torch.cat([where for _, where in parts]))]
+
+
+def length_groups(lengths: list[int], waste: float = 0.25) -> list[list[int]]:
+    """Trajectory indices grouped by length, so padding each group to its longest adds at most ``waste``
+    of the group's tokens (longest first; a group of one has no padding)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    groups: list[list[int]] = []
+    size = 0
+    for i in order:
+        if groups and lengths[groups[-1][0]] * (len(groups[-1]) + 1) <= (1 + waste) * (size + lengths[i]):
+            groups[-1].append(i)
+            size += lengths[i]
+        else:
+            groups.append([i])
+            size = lengths[i]
+    return [sorted(g) for g in groups]
+
+
+def _attend_padded(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, starts: list[int], lengths: list[int], scaling
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal SDPA over trajectories padded into one [n, H, L, D] batch (the CPU path: one call, no mask).
+
+    Right padding needs no mask: a real query at position j attends to keys 0..j only, all real; the
+    padded queries' rows are dropped. Returns the real rows, [sum(lengths), H, D], and their row positions.
+    """
+    device = q.device
+    start = torch.tensor(starts, device=device)[:, None]
+    length = torch.tensor(lengths, device=device)[:, None]
+    offset = torch.arange(max(lengths), device=device)[None, :]
+    index = start + torch.minimum(offset, length - 1)  # [n, L], pads repeat the last real token
+    real = offset < length
+    qs, ks, vs = (x[index].permute(0, 2, 1, 3) for x in (q, k, v))  # [n, H, L, D]
+    out = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scaling).permute(0, 2, 1, 3)
+    return out[real], index[real]
 
 
 def register_varlen() -> bool:
@@ -144,13 +180,14 @@ def register_varlen() -> bool:
 
 
 def pick_attention(name: str, device: torch.device, config: PretrainedConfig) -> str:
-    """``auto``: the varlen kernel on CUDA when PyTorch has it (and no sliding window), else SDPA."""
+    """``auto``: varlen (no sliding window) on CUDA when PyTorch has the flash kernel, and on the CPU (padded
+    batches: SDPA with the dense mask of a packed row is ~8x slower and ~3x the memory); else SDPA."""
     if name not in ATTN_CHOICES:
         raise OffcurateError(f"--attn must be one of {', '.join(ATTN_CHOICES)}, got {name!r}")
     if name == "auto":
         sliding = getattr(config, "use_sliding_window", False)
-        ok = device.type == "cuda" and _VARLEN_KERNEL is not None and not sliding
-        name = "varlen" if ok else "sdpa"
+        cuda = device.type == "cuda" and _VARLEN_KERNEL is not None
+        name = "varlen" if (cuda or device.type == "cpu") and not sliding else "sdpa"
     if name == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
         raise OffcurateError("--attn flash_attention_2 needs the flash-attn package (or use --attn auto)")
     if name == "varlen":
