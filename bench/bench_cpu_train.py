@@ -12,7 +12,7 @@ Each (workload, variant) runs in a fresh process (so peak RSS is its own), varia
 round so that load from other processes falls on all of them alike; the table gives the median tokens/s
 over rounds and the largest peak RSS. Workloads: ``readme`` is the README's ``offcurate train --model
 tiny-random`` on the embedded sample (default options: 8 questions a step, 32K-token micro-batches);
-``toy`` is the toy recipe's step (toy base model, 8 questions x 16 traces of ~60 tokens).
+``toy`` is the toy recipe's data (toy base model, 8 questions x 8 traces of ~75 tokens).
 """
 
 from __future__ import annotations

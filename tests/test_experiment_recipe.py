@@ -323,11 +323,15 @@ def test_data_options_are_checked_against_the_writer(tmp_path, monkeypatch, opti
 
 
 def test_toy_eval_command_is_one_a_shell_runs(tmp_path, monkeypatch, capsys):
-    """The toy's benchmarks are written by its data stage: the printed eval command globs them unquoted."""
+    """The toy's benchmarks are written by its data stage: the printed eval command passes their pattern
+    quoted, and `eval -b` expands it itself (one -b per file would need the files to exist already)."""
+    import shlex
+
     code, err = run_cli(monkeypatch, capsys, "experiment", "toy", "-o", str(tmp_path / "run"), "--dry-run")
     assert code == 0
     commands = dict(re.findall(r"^\s*\d+\. (\S+)  (.*)$", err, flags=re.MULTILINE))
+    argv = shlex.split(commands["eval/base"])
     run = tmp_path.resolve() / "run"
-    assert commands["eval/base"].startswith(f"offcurate eval -b {run}/data/benchmarks/*.jsonl --model ")
+    assert argv[:4] == ["offcurate", "eval", "-b", f"{run}/data/benchmarks/*.jsonl"]
     assert commands["base-model"] == "(model builder toy, seed 0)"
     assert "teacher-logprobs/bias" in commands and "effects" in commands
