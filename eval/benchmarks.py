@@ -18,15 +18,14 @@ rows were folded, and eval's summary reports them); twice with different golds i
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 
 from ..curate.answers.boxes import final_boxes
+from ..curate.formats.canonical import gold_text  # one reading of a gold, in eval as in filter
 from ..curate.io.errors import InputError
 from ..curate.io.ids import question_id
 from ..curate.io.shards import list_shards, read_table
@@ -42,24 +41,6 @@ class Benchmark:
     path: Path
     problems: pl.DataFrame  # question_id, question, gold (all strings), one row per question
     duplicates: int = 0  # rows that repeated an earlier question with the same gold (counted once)
-
-
-def gold_text(value: object) -> str | None:
-    """A gold answer as a string: ints as written, integral floats without ``.0``, others positional
-    (``1e-05`` -> ``0.00001``, which LaTeX parsing reads as intended); ``None`` when there is none."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, (float, Decimal)):
-        if not math.isfinite(value):
-            return None
-        if value == int(value):
-            return str(int(value))
-        return format(Decimal(repr(value)) if isinstance(value, float) else value, "f")
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
 
 
 def _rows_jsonl(path: Path) -> list[tuple[str, dict]]:
