@@ -16,24 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-OPENR1_SCHEMA = pa.schema(
-    [
-        ("problem", pa.string()),
-        ("solution", pa.string()),
-        ("answer", pa.string()),
-        ("problem_type", pa.string()),
-        ("question_type", pa.string()),
-        ("source", pa.string()),
-        ("uuid", pa.string()),
-        ("is_reasoning_complete", pa.list_(pa.bool_())),
-        ("generations", pa.list_(pa.string())),
-        ("correctness_math_verify", pa.list_(pa.bool_())),
-        ("correctness_llama", pa.list_(pa.bool_())),
-        ("finish_reasons", pa.list_(pa.string())),
-        ("correctness_count", pa.int64()),
-        ("messages", pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))),
-    ]
-)
+from offcurate.data.make_gold_sample import SCHEMA as OPENR1_SCHEMA  # the Hub layout, written once
+
 OPENMATH_SCHEMA = pa.schema(
     [
         ("expected_answer", pa.string()),
