@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -175,6 +173,7 @@ def build_toy_base(
     import torch
     from transformers.utils import logging as hf_logging
 
+    from ..curate.io.output import atomic_output
     from .attention import pick_attention, set_attention
     from .model import load_tokenizer
 
@@ -187,13 +186,9 @@ def build_toy_base(
     start = time.perf_counter()
     trained = build_toy_tokenizer(texts, spec.vocab)
     model = _init_model(spec, trained, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.save_pretrained(
-            tmp, safe_serialization=True
-        )  # config first: AutoTokenizer reads its model type
+    with atomic_output(out, overwrite=True) as tmp:  # a folder without toy-base.json is never left as out
+        # config first: AutoTokenizer reads its model type
+        model.save_pretrained(tmp, safe_serialization=True)
         trained.save_pretrained(tmp)
         tokenizer = load_tokenizer(tmp)
         probe = texts[:: max(1, len(texts) // 64)]
@@ -211,11 +206,6 @@ def build_toy_base(
             "seconds": time.perf_counter() - start,
         }
         (tmp / BUILT).write_text(json.dumps(info) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
