@@ -114,6 +114,7 @@ def test_straight_run_writes_every_stage_and_one_comparison(straight, tmp_path):
         "eval/sft-responses": {"default"},
         "comparison": {"compare"},
         "effects": {"teacher_logprobs"},
+        "teacher-logprobs/sft": {"traces", "summary"},
     }
     for folder, configs in folders.items():
         assert set(open_every_config(run / folder, tmp_path / "cache")) == configs, folder

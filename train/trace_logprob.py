@@ -112,6 +112,13 @@ SUMMARY_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
+LOGPROB_CARD = """\
+`traces.parquet`: one row per teacher trace of an ok question (question_id, sample_idx, reward, whether its
+group is all-positive, response tokens, the sum of log π and of π over them, tokens with π < 0.1).
+`summary.parquet`: per kind of trace (all-positive, mixed-right, mixed-wrong), token-weighted means.
+"""
+
+
 def write_trace_logprobs(
     model: str | Path,
     voted: Path,
@@ -122,9 +129,10 @@ def write_trace_logprobs(
 ) -> dict:
     """Score ``voted``'s traces under ``model`` into the (new, empty) folder ``out``: ``traces.parquet``
     (one row per trace) and ``summary.parquet`` (one row per kind of trace, in ``KINDS`` order). Written
-    with pyarrow: the GPU image has no polars."""
-    import pyarrow as pa
+    with pyarrow (the GPU image has no polars), with a dataset card naming the two configs."""
     import pyarrow.parquet as pq
+
+    from ..curate.io.card import write_card
 
     rows = trace_logprobs(model, Path(voted), max_len=max_len, questions=questions, device=device)
     summary = summarise(rows)
@@ -133,6 +141,8 @@ def write_trace_logprobs(
     pq.write_table(pa.Table.from_pylist(rows, TRACE_SCHEMA), out / "traces.parquet")
     kinds = [{"kind": kind, **summary[kind]} for kind in KINDS if kind in summary]
     pq.write_table(pa.Table.from_pylist(kinds, SUMMARY_SCHEMA), out / "summary.parquet")
+    configs = {"traces": ("traces.parquet", TRACE_SCHEMA), "summary": ("summary.parquet", SUMMARY_SCHEMA)}
+    write_card(out, f"Teacher traces under {model}", LOGPROB_CARD, configs)
     return summary
 
 
