@@ -102,6 +102,12 @@ class ToySpec:
             raise ValueError("need 2 <= min_terms <= max_terms (and the same of the warm-up's)")
         if not 0 < self.min_wrong <= self.max_wrong < self.traces / 2:
             raise ValueError("need 0 < min_wrong <= max_wrong < traces / 2 (the majority must be right)")
+        sizes = ("train_per_skill", "warmup_per_skill", "bench_per_skill", "trained_bench")
+        for name in sizes:
+            if getattr(self, name) < 1:
+                raise ValueError(f"need {name} >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup_long_share <= 1:  # NaN fails too
+            raise ValueError(f"need 0 <= warmup_long_share <= 1, got {self.warmup_long_share}")
 
 
 # ---------------------------------------------------------------- questions and traces (pure functions)

@@ -97,6 +97,17 @@ CASES = {
         {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"min_wrong": 5}}},
         "data.options: kind toy: need 0 < min_wrong <= max_wrong < traces / 2",
     ),
+    "toy_share_nan": (
+        {
+            **edited("data.kind", "toy"),
+            "data": {"kind": "toy", "options": {"warmup_long_share": float("nan")}},
+        },
+        "data.options: kind toy: need 0 <= warmup_long_share <= 1, got nan",
+    ),
+    "toy_size_zero": (
+        {**edited("data.kind", "toy"), "data": {"kind": "toy", "options": {"bench_per_skill": 0}}},
+        "data.options: kind toy: need bench_per_skill >= 1, got 0",
+    ),
     "toy_model_needs_toy_data": (
         edited("model", "toy"),
         "model: toy is built from data kind toy: set data.kind: toy",
