@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..curate.io.errors import OffcurateError
+from ..curate.io.signals import handling
 from .generate import Completion, Generation, Generator, Job, open_generator
 from .parts import PartWriter
 from .plan import Plan
@@ -195,8 +196,5 @@ def term_as_exit() -> Iterator[None]:
     def stop(signum, frame):
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
+    with handling(signal.SIGTERM, stop):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..io.signals import handling
 from .cluster import GroupLabel, distinct_answers, label_group, naive_calls
 from .extract import answer_key
 from .fastpaths import read_fast, verify_fast
@@ -59,13 +60,12 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     def on_alarm(signum, frame):
         raise AnswerTimeout
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with handling(signal.SIGALRM, on_alarm):
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 @dataclass
