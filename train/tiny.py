@@ -92,10 +92,9 @@ def write_tiny_model(out_dir: Path | str, seed: int = 0) -> Path:
 
     Written into a temporary sibling and renamed into place, so a full disk or a kill mid-save never leaves
     a folder that looks like a model (a half-saved one once loaded as "tokenizer has no chat template")."""
-    import os
-    import shutil
-
     from transformers.utils import logging as hf_logging
+
+    from ..curate.io.output import atomic_output
 
     hf_logging.disable_progress_bar()  # a one-shard save needs no "Writing model shards" bar
     out_dir = Path(out_dir)
@@ -103,18 +102,10 @@ def write_tiny_model(out_dir: Path | str, seed: int = 0) -> Path:
     model = build_model(len(tokenizer), seed=seed)
     model.config.eos_token_id = tokenizer.eos_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_output(out_dir, overwrite=True) as tmp:  # replaces an earlier, incomplete build
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / BUILT).write_text(f'{{"seed": {seed}}}\n')
-        if out_dir.exists():  # an earlier, incomplete build (``is_complete`` said no)
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
