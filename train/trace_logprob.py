@@ -18,11 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import torch
 
+from ..curate.io.errors import OffcurateError
+from ..curate.io.output import atomic_output
 from .data import ChatEncoder, RowReader, open_voted
 from .model import (
     PackedPolicy,
@@ -156,19 +159,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-len", type=int, default=4096, help="skip traces longer than this (tokens)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("-o", "--output", type=Path, help="one model: write traces/summary.parquet here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing -o folder")
     args = parser.parse_args(argv)
     if args.output is not None and len(args.models) != 1:
         parser.error("-o takes one model")
-    for model in args.models:
-        if args.output is not None:
-            summary = write_trace_logprobs(
-                model, args.voted, args.output, args.questions, args.max_len, args.device
-            )
-        else:
-            rows = trace_logprobs(model, args.voted, max_len=args.max_len, questions=args.questions,
-                                  device=args.device)  # fmt: skip
-            summary = summarise(rows)
-        print(json.dumps({"model": model, **summary}))
+    try:
+        for model in args.models:
+            print(json.dumps({"model": model, **_score(model, args)}))
+    except OffcurateError as err:  # a bad folder or model: one line, as the offcurate command says it
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _score(model: str, args: argparse.Namespace) -> dict:
+    if args.output is None:
+        rows = trace_logprobs(
+            model, args.voted, max_len=args.max_len, questions=args.questions, device=args.device
+        )
+        return summarise(rows)
+    with atomic_output(
+        args.output, args.overwrite
+    ) as tmp:  # a killed run leaves no folder that looks finished
+        return write_trace_logprobs(model, args.voted, tmp, args.questions, args.max_len, args.device)
 
 
 if __name__ == "__main__":
