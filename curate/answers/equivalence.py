@@ -1,7 +1,6 @@
 """Answer equivalence with math-verify, every parse and verify bounded in time.
 
-math-verify's own timeout uses ``signal.alarm`` in whole seconds and swallows the timeout. Here the alarm
-is ``setitimer`` (sub-second) raising a ``BaseException`` math-verify cannot catch, so a pathological
+Every step runs under ``limits.time_limit``, an alarm math-verify cannot swallow, so a pathological
 answer is *known* to have timed out: it is counted, and its traces get no answer. A distinct answer is
 read once (cache), and an answer or a pair that timed out once is never tried again.
 
@@ -17,29 +16,22 @@ processes (see ``pool.py``), always on the process's main thread, as signals req
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import pickle
-import signal
-import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..io.signals import handling
 from .cluster import GroupLabel, distinct_answers, label_group, naive_calls
 from .extract import answer_key
 from .fastpaths import read_fast, verify_fast
+from .limits import AnswerTimeout, time_limit
 
 MAX_ANSWER_CHARS = 1000  # longer "answers" are garbage inside \boxed{}: never handed to sympy
 DEFAULT_TIMEOUT = 2.0
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)  # it warns once that we time out ourselves
-
-
-class AnswerTimeout(BaseException):
-    """Raised by the alarm; a BaseException so math-verify's ``except Exception`` cannot swallow it."""
 
 
 class Pathological(Exception):
@@ -48,24 +40,6 @@ class Pathological(Exception):
     def __init__(self, answer: str):
         super().__init__(answer)
         self.answer = answer
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Interrupt the block after ``seconds`` (main thread only; elsewhere the pool's watchdog bounds it)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise AnswerTimeout
-
-    with handling(signal.SIGALRM, on_alarm):
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 @dataclass
