@@ -104,3 +104,13 @@ def test_a_missing_input_is_one_line_and_exit_2(inputs, tmp_path, capsys, which)
     assert failed.value.code == 2 and err.startswith("error:") and err.count("\n") == 1, err
     assert "missing" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--questions", "0"), ("--max-len", "-5"), ("--questions", "nan")])
+def test_a_bad_count_is_refused_before_any_work(inputs, tmp_path, capsys, option, value):
+    voted, model_dir = inputs
+    with pytest.raises(SystemExit) as failed:
+        main([str(voted), str(model_dir), option, value, "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert failed.value.code == 2 and f"argument {option}" in err, err
+    assert not (tmp_path / "out").exists()

@@ -149,14 +149,29 @@ def write_trace_logprobs(
     return summary
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (0 or a negative count would score nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m offcurate.train.trace_logprob", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("voted", type=Path, help="an offcurate vote output")
     parser.add_argument("models", nargs="+", help="model folders (or Hub ids) to score the traces with")
-    parser.add_argument("--questions", type=int, help="only the first N all-positive and N mixed questions")
-    parser.add_argument("--max-len", type=int, default=4096, help="skip traces longer than this (tokens)")
+    parser.add_argument(
+        "--questions", type=_positive, help="only the first N all-positive and N mixed questions"
+    )
+    parser.add_argument(
+        "--max-len", type=_positive, default=4096, help="skip traces longer than this (tokens)"
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("-o", "--output", type=Path, help="one model: write traces/summary.parquet here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing -o folder")
@@ -177,9 +192,8 @@ def _score(model: str, args: argparse.Namespace) -> dict:
             model, args.voted, max_len=args.max_len, questions=args.questions, device=args.device
         )
         return summarise(rows)
-    with atomic_output(
-        args.output, args.overwrite
-    ) as tmp:  # a killed run leaves no folder that looks finished
+    # a killed run leaves no folder that looks finished
+    with atomic_output(args.output, args.overwrite) as tmp:
         return write_trace_logprobs(model, args.voted, tmp, args.questions, args.max_len, args.device)
 
 
