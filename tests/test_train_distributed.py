@@ -18,6 +18,7 @@ from torchrun_helpers import (
     assert_steps_close,
     assert_weights_close,
     flags,
+    native_crash,
     ok,
     one_process,
     rows,
@@ -241,3 +242,55 @@ def test_bad_input_is_one_line_under_torchrun(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {tmp_path / 'missing'}: no such file or folder"]
     assert "[rank" not in result.stderr  # no rank printed a traceback
+
+
+@pytest.mark.parametrize(
+    "stderr, found",
+    [
+        ("Fatal Python error: Segmentation fault\n  File x\n  traceback : Signal 11 (SIGSEGV)", True),
+        ("  exitcode  : -7 (pid: 3)\n  traceback : Signal 7 (SIGBUS) received by PID 3", True),
+        ("offcurate: error: voted/: no such folder\n  exitcode  : 2 (pid: 3)", False),
+        ("  traceback : Signal 15 (SIGTERM) received by PID 3", False),
+    ],
+    ids=["segfault_with_stack", "bus_error", "known_error", "stopped_by_sigterm"],
+)
+def test_only_a_native_crash_is_run_again(stderr, found):
+    report = native_crash(stderr)
+    assert (report is not None) == found
+    if found and "Fatal" in stderr:
+        assert report.startswith("Fatal Python error: Segmentation fault")
+
+
+CRASHING_ONCE = """
+import faulthandler, os, pathlib
+from offcurate.train import engine
+marker = pathlib.Path("crashed-once")
+if os.environ["RANK"] == "1" and not marker.exists():
+    real, calls = engine.accumulate, []
+    def crashing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # in step 2: rank 0 has begun the run folder
+            marker.touch()
+            faulthandler._sigsegv()
+        return real(*args, **kwargs)
+    engine.accumulate = crashing
+from offcurate.cli import main
+main()
+"""
+
+
+def test_a_native_crash_runs_once_more_from_the_same_start(tmp_path, voted, sharded_fp32):
+    script = tmp_path / "crash_once.py"
+    script.write_text(CRASHING_ONCE)
+    with pytest.warns(UserWarning, match="a rank crashed in native code") as caught:
+        ok(torchrun(tmp_path, voted, tmp_path / "run", script=script))
+    assert "Fatal Python error: Segmentation fault" in str(caught[0].message)
+    assert rows(tmp_path / "run") == rows(sharded_fp32[0])  # the rerun started clean: the same run
+
+
+def test_a_second_native_crash_is_the_result(tmp_path, voted):
+    script = tmp_path / "crash_always.py"
+    script.write_text('import faulthandler, os\nif os.environ["RANK"] == "1":\n    faulthandler._sigsegv()\n')
+    with pytest.warns(UserWarning, match="a rank crashed in native code"):
+        result = torchrun(tmp_path, voted, tmp_path / "run", script=script)
+    assert result.returncode != 0 and native_crash(result.stderr)
