@@ -26,6 +26,7 @@ import torch
 
 from ..curate.io.errors import OffcurateError
 from ..curate.io.output import atomic_output
+from ..curate.io.report import progress
 from .data import ChatEncoder, RowReader, open_voted
 from .model import (
     PackedPolicy,
@@ -70,13 +71,15 @@ def trace_logprobs(
             samples.append(Sample(prompt + response, len(prompt), 0.0, 0.0))
             rows.append({"question_id": group.question_id, "sample_idx": si, "reward": r,
                          "all_positive": all_positive, "tokens": len(response)})  # fmt: skip
-    with torch.no_grad():
+    with torch.no_grad(), progress() as bar:
+        task = bar.add_task(f"trace log-probs: {model}", total=len(samples))
         for members in pack([len(s.input_ids) for s in samples], budget):
             batch = build_micro_batch([samples[i] for i in members]).to(device)
             logp = packed_logprobs(policy, batch).float().cpu()
             for part, k in zip(logp.split([rows[i]["tokens"] for i in members]), members):
                 low = int((part < math.log(0.1)).sum())
                 rows[k].update(logp=float(part.sum()), prob=float(part.exp().sum()), low=low)
+            bar.advance(task, len(members))
     return rows
 
 
