@@ -182,27 +182,36 @@ def test_hf_folder_equals_the_sharded_state(sharded_fp32):
     assert torch.equal(loaded["lm_head.weight"], loaded["model.embed_tokens.weight"])  # still tied
 
 
-def test_failing_rank_takes_the_group_down(tmp_path, voted):
-    """Rank 1 raises in its second step while rank 0 waits in a collective: torchrun stops rank 0."""
-    script = tmp_path / "fail_rank1.py"
-    script.write_text(
+def rank1_script(path, at_call: int, action: str, once: bool = False):
+    """A launcher of ``offcurate`` whose rank 1 runs ``action`` (one line of Python) in its ``at_call``-th
+    micro-batch; ``once``: in the first launch only (a marker file in the working folder says it ran)."""
+    path.write_text(
         textwrap.dedent(
-            """
-            import os
+            f"""
+            import faulthandler, os, pathlib
+            from offcurate.curate.io.errors import OffcurateError
             from offcurate.train import engine
-            if os.environ["RANK"] == "1":
+            marker = pathlib.Path("{path.stem}.ran")
+            if os.environ["RANK"] == "1" and not ({once} and marker.exists()):
                 real, calls = engine.accumulate, []
-                def failing(*args, **kwargs):
+                def injected(*args, **kwargs):
                     calls.append(1)
-                    if len(calls) == 2:
-                        raise RuntimeError("injected failure on rank 1")
+                    if len(calls) == {at_call}:
+                        marker.touch()
+                        {action}
                     return real(*args, **kwargs)
-                engine.accumulate = failing
+                engine.accumulate = injected
             from offcurate.cli import main
             main()
             """
         )
     )
+    return path
+
+
+def test_failing_rank_takes_the_group_down(tmp_path, voted):
+    """Rank 1 raises in its second step while rank 0 waits in a collective: torchrun stops rank 0."""
+    script = rank1_script(tmp_path / "fail_rank1.py", 2, 'raise RuntimeError("injected failure on rank 1")')
     result = torchrun(tmp_path, voted, tmp_path / "run", script=script)  # a hang is a TimeoutExpired
     assert result.returncode != 0
     assert "injected failure on rank 1" in result.stderr
@@ -213,22 +222,8 @@ def test_failing_rank_takes_the_group_down(tmp_path, voted):
 def test_an_error_of_one_rank_alone_is_still_one_line(tmp_path, voted):
     """Rank 0 says the errors every rank meets; an error only rank 1 meets (rank 0 waits in a collective)
     is said by rank 1 itself, after a grace period in which rank 0 would have said it."""
-    script = tmp_path / "bad_rank1.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import os
-            from offcurate.curate.io.errors import OffcurateError
-            from offcurate.train import engine
-            if os.environ["RANK"] == "1":
-                def failing(*args, **kwargs):
-                    raise OffcurateError("injected bad input on rank 1")
-                engine.accumulate = failing
-            from offcurate.cli import main
-            main()
-            """
-        )
-    )
+    bad_input = 'raise OffcurateError("injected bad input on rank 1")'
+    script = rank1_script(tmp_path / "bad_rank1.py", 1, bad_input)
     result = torchrun(tmp_path, voted, tmp_path / "run", script=script)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -261,27 +256,8 @@ def test_only_a_native_crash_is_run_again(stderr, found):
         assert report.startswith("Fatal Python error: Segmentation fault")
 
 
-CRASHING_ONCE = """
-import faulthandler, os, pathlib
-from offcurate.train import engine
-marker = pathlib.Path("crashed-once")
-if os.environ["RANK"] == "1" and not marker.exists():
-    real, calls = engine.accumulate, []
-    def crashing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:  # in step 2: rank 0 has begun the run folder
-            marker.touch()
-            faulthandler._sigsegv()
-        return real(*args, **kwargs)
-    engine.accumulate = crashing
-from offcurate.cli import main
-main()
-"""
-
-
 def test_a_native_crash_runs_once_more_from_the_same_start(tmp_path, voted, sharded_fp32):
-    script = tmp_path / "crash_once.py"
-    script.write_text(CRASHING_ONCE)
+    script = rank1_script(tmp_path / "crash_once.py", 3, "faulthandler._sigsegv()", once=True)  # in step 2
     with pytest.warns(UserWarning, match="a rank crashed in native code") as caught:
         ok(torchrun(tmp_path, voted, tmp_path / "run", script=script))
     assert "Fatal Python error: Segmentation fault" in str(caught[0].message)
